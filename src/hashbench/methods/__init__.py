@@ -1,0 +1,18 @@
+"""The method registry: a new method is one module plus one line here."""
+from __future__ import annotations
+
+from ..errors import HashbenchError
+from .base import DatasetInfo, Method, TrainSet
+from .dnnh import DNNH
+from .lsh import LSH
+
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH)}
+
+
+def get_method(name) -> type[Method]:
+    if name not in REGISTRY:
+        raise HashbenchError(f"method: {name!r} is not allowed; use one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+__all__ = ["REGISTRY", "get_method", "Method", "TrainSet", "DatasetInfo"]

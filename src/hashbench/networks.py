@@ -1,0 +1,122 @@
+"""Image backbones: a compact CNN trained from scratch (the default on the embedded sets) and torchvision's
+AlexNet, ResNet-18 and VGG-16 with ImageNet weights.
+
+A backbone takes uint8 images (N, H, W, C) through `prepare` (to float, resize, normalise) and returns features
+(N, feature_dim). ImageNet weights come through torchvision's weights API; when they cannot be downloaded the error
+names the file and the folder to place it in.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import HashbenchError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKBONES = ("smallcnn", "alexnet", "resnet18", "vgg16")
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks + global average pooling + one hidden layer: enough for 28x28 / 56x56 digit scenes."""
+
+    def __init__(self, in_channels: int, feature_dim: int = 256):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.MaxPool2d(2))
+
+        self.features = nn.Sequential(block(in_channels, 32), block(32, 64), block(64, 128))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(128, feature_dim), nn.ReLU())
+        self.feature_dim = feature_dim
+
+    def forward(self, x):
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1))
+
+
+def _torchvision_model(name: str, pretrained: bool):
+    import torchvision.models as tvm
+
+    weights = {"alexnet": tvm.AlexNet_Weights.IMAGENET1K_V1, "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+               "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1}[name]
+    model = getattr(tvm, name)(weights=None)
+    if pretrained:
+        model.load_state_dict(load_imagenet_weights(weights))
+    if name == "resnet18":
+        feature_dim = model.fc.in_features
+        model.fc = nn.Identity()
+    else:  # keep fc6/fc7 (+ReLU, dropout), drop the 1000-way classifier: fc7 features as in DJSRH / WSDHQ
+        feature_dim = model.classifier[-1].in_features
+        model.classifier = nn.Sequential(*list(model.classifier.children())[:-1])
+    return model, feature_dim
+
+
+def weights_cache_dir() -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def load_imagenet_weights(weights) -> dict:
+    """State dict from torchvision's cache, downloading it once; a one-line error when that is impossible."""
+    filename = os.path.basename(weights.url)
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as err:
+        raise HashbenchError(
+            f"ImageNet weights {filename} could not be downloaded ({type(err).__name__}); place the file from "
+            f"{weights.url} in {weights_cache_dir()} (set TORCH_HOME to use another cache folder)") from None
+
+
+class Backbone(nn.Module):
+    """Feature extractor plus the preprocessing its weights expect."""
+
+    def __init__(self, name: str, image_shape: tuple, pretrained: bool = True, input_size: int = 224):
+        super().__init__()
+        if name not in BACKBONES:
+            raise HashbenchError(f"backbone: {name!r} is not allowed; use one of {', '.join(BACKBONES)}")
+        self.name = name
+        self.in_channels = image_shape[-1]
+        if name == "smallcnn":
+            self.net, self.feature_dim = SmallCNN(self.in_channels), 256
+            self.input_size = None  # native resolution
+            self.register_buffer("mean", torch.full((1, self.in_channels, 1, 1), 0.5))
+            self.register_buffer("std", torch.full((1, self.in_channels, 1, 1), 0.5))
+        else:
+            self.net, self.feature_dim = _torchvision_model(name, pretrained)
+            self.input_size = input_size
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def prepare(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, C) -> normalised float (N, 3 or C, h, w) on the backbone's device."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.mean.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        if self.input_size is not None:
+            if x.shape[1] == 1:  # grayscale into an ImageNet network
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+                x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Random translation by up to `pad` pixels (zero padding): the crop augmentation for small images."""
+    if pad <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
+    batch = torch.arange(n).view(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
