@@ -1,0 +1,339 @@
+"""Split protocols (query / database / train [/ labeled / unlabeled]) and the checks every split must pass.
+
+A protocol is the ``split`` sub-block of a dataset's params block, e.g.::
+
+    split: {protocol: per_class, query_per_class: 50, train_per_class: 100, train_in_database: true,
+            labeled_unlabeled: true}
+
+Protocols:
+
+- ``per_class`` (single-label sets, CIFAR-10 style): ``query_per_class`` items of every class are queries, the
+  rest the database; ``train_per_class`` per class are drawn from the database (``train_in_database: true``,
+  e.g. DeepHash-pytorch ``cifar10-1``) or set aside from it (``false``: database = all - query - train, e.g.
+  ``cifar10``/GPQ).
+- ``quota`` (multi-label sets, NUS-WIDE-21 style): greedy per-class quotas; for each class in turn (column order, or
+  rarest first) ``query_per_class`` items carrying it that are not chosen yet; then the same for train among the
+  remaining items. Reusable by real sets through :func:`quota_sample`.
+- ``partition``: the dataset's stored ``partition`` (1 = query side, e.g. an official test list or the
+  mnist5k-tags query pool) gives the queries; the other side is the database; ``n_train`` items of it (all when
+  null) are the training set.
+
+With ``labeled_unlabeled: true`` (needs train in the database) the split also has ``labeled`` = train and
+``unlabeled`` = database - train, for semi-supervised methods.
+
+All randomness comes from ``np.random.default_rng([seed, 1])``; index arrays are sorted int64. The split stage
+writes ``split.npz`` (loaded with allow_pickle=False) and ``split.json`` (counts, sha256 per array, rules checked).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Param, validate
+from .errors import HashbenchError
+
+SPLIT_NPZ = "split.npz"
+SPLIT_JSON = "split.json"
+PARTS = ("query", "database", "train", "labeled", "unlabeled")
+_SPLIT_STREAM = 1  # generation uses stream 0 of the same seed
+
+_COMMON = {
+    "train_in_database": Param(True, bool),
+    "labeled_unlabeled": Param(False, bool),
+}
+PROTOCOLS: dict[str, dict[str, Param]] = {
+    "per_class": {
+        "protocol": Param("per_class", str),
+        "query_per_class": Param(100, int, ge=1),
+        "train_per_class": Param(500, int, ge=1),
+        **_COMMON,
+    },
+    "quota": {
+        "protocol": Param("quota", str),
+        "query_per_class": Param(100, int, ge=1),
+        "train_per_class": Param(500, int, ge=1),
+        "class_order": Param("columns", str, choices=("columns", "rarest_first")),
+        **_COMMON,
+    },
+    "partition": {
+        "protocol": Param("partition", str),
+        "n_train": Param(None, int, ge=1, nullable=True),
+        **_COMMON,
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def validate_protocol(block: Any, where: str = "split") -> dict:
+    """The protocol with defaults filled in; one-line HashbenchError naming `where`.key otherwise."""
+    if not isinstance(block, dict):
+        raise HashbenchError(f"{where}: must be a mapping with a `protocol` key, got {block!r}")
+    name = block.get("protocol")
+    if name not in PROTOCOLS:
+        raise HashbenchError(f"{where}.protocol: {name!r} is not allowed; use one of {', '.join(PROTOCOLS)}")
+    out = validate(where, block, PROTOCOLS[name])
+    if out["labeled_unlabeled"] and not out["train_in_database"]:
+        raise HashbenchError(f"{where}.labeled_unlabeled: true is not allowed with train_in_database: false; "
+                             f"labeled/unlabeled partition the database, so train must lie in it")
+    return out
+
+
+def _where(dataset) -> str:
+    return f"{getattr(dataset, 'name', 'dataset')}.split"
+
+
+# ------------------------------------------------------------------------------------------------- sampling
+def quota_sample(labels: np.ndarray, per_class: int, rng: np.random.Generator, available: np.ndarray | None = None,
+                 class_order: str | np.ndarray = "columns", strict: bool = True,
+                 class_names: list[str] | None = None, what: str = "split") -> np.ndarray:
+    """Greedy per-class quota sampling (the NUS-WIDE-21 / DJSRH recipe, seeded).
+
+    For each class in turn, `per_class` items that carry it, are `available` and are not chosen yet are drawn at
+    random. Returns the chosen indices, sorted. For single-label data this is exact class-balanced sampling.
+    With `strict`, a class with too few candidates is a HashbenchError; otherwise it gives what it has.
+    """
+    labels = np.asarray(labels)
+    n, c = labels.shape
+    free = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool).copy()
+    if isinstance(class_order, str):
+        if class_order == "columns":
+            order = np.arange(c)
+        elif class_order == "rarest_first":
+            order = np.argsort(labels.sum(axis=0), kind="stable")
+        else:
+            raise HashbenchError(f"{what}.class_order: {class_order!r} is not allowed; use columns or rarest_first")
+    else:
+        order = np.asarray(class_order, dtype=np.int64)
+    chosen: list[np.ndarray] = []
+    for cls in order:
+        cand = np.flatnonzero(free & (labels[:, cls] > 0))
+        if cand.size < per_class and strict:
+            cname = class_names[cls] if class_names else str(cls)
+            raise HashbenchError(f"{what}: class {cname!r} has only {cand.size} free items for a quota of "
+                                 f"{per_class}; lower the per-class count")
+        take = cand[rng.permutation(cand.size)[:per_class]]
+        free[take] = False
+        chosen.append(take)
+    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
+
+
+def _complement(n: int, *parts: np.ndarray) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    for part in parts:
+        mask[part] = False
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def make_split(dataset, protocol: dict, seed: int) -> dict[str, np.ndarray]:
+    """Split `dataset` (a :class:`hashbench.data.Dataset`) by `protocol`; sorted int64 index arrays per part."""
+    where = _where(dataset)
+    proto = validate_protocol(protocol, where)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise HashbenchError(f"{getattr(dataset, 'name', 'dataset')}.seed: {seed!r} is not allowed; use an "
+                             f"integer >= 0")
+    rng = np.random.default_rng([int(seed), _SPLIT_STREAM])
+    n = dataset.n_items
+    labels = dataset.labels()
+    names = list(dataset.class_names)
+    kind = proto["protocol"]
+    if kind == "per_class" and not dataset.single_label:
+        raise HashbenchError(f"{where}.protocol: per_class is not allowed for multi-label {dataset.name}; "
+                             f"use quota or partition")
+    if kind in ("per_class", "quota"):
+        order = proto.get("class_order", "columns")
+        query = quota_sample(labels, proto["query_per_class"], rng, class_order=order, class_names=names,
+                             what=where)
+        rest = _complement(n, query)
+        avail = np.zeros(n, dtype=bool)
+        avail[rest] = True
+        train = quota_sample(labels, proto["train_per_class"], rng, available=avail, class_order=order,
+                             class_names=names, what=where)
+        database = rest if proto["train_in_database"] else _complement(n, query, train)
+    else:  # partition
+        part = dataset.partition()
+        if part is None:
+            raise HashbenchError(f"{where}.protocol: partition is not allowed for {dataset.name}, which stores "
+                                 f"no partition; use per_class or quota")
+        query = np.flatnonzero(part == 1).astype(np.int64)
+        side = np.flatnonzero(part == 0).astype(np.int64)
+        n_train = side.size if proto["n_train"] is None else proto["n_train"]
+        if n_train > side.size:
+            raise HashbenchError(f"{where}.n_train: {n_train} is not allowed; use an integer <= {side.size} "
+                                 f"(the database side)")
+        train = np.sort(rng.choice(side, n_train, replace=False)).astype(np.int64)
+        database = side if proto["train_in_database"] else np.setdiff1d(side, train)
+    split = {"query": query, "database": database, "train": train}
+    if proto["labeled_unlabeled"]:
+        split["labeled"] = train.copy()
+        split["unlabeled"] = np.setdiff1d(database, train).astype(np.int64)
+    return split
+
+
+# ----------------------------------------------------------------------------------------------------- checks
+def check_split(split: dict, dataset, protocol: dict) -> list[str]:
+    """Check `split` against the protocol's rules; return the rules checked, raise HashbenchError on the first
+    violation."""
+    where = _where(dataset)
+    proto = validate_protocol(protocol, where)
+    n = dataset.n_items
+    rules: list[str] = []
+
+    def fail(msg: str) -> None:
+        raise HashbenchError(f"{where}: {msg}")
+
+    needed = ["query", "database", "train"] + (["labeled", "unlabeled"] if proto["labeled_unlabeled"] else [])
+    for key in needed:
+        if key not in split:
+            fail(f"part {key!r} is missing; a {proto['protocol']} split has {', '.join(needed)}")
+    unknown = sorted(set(split) - set(PARTS))
+    if unknown:
+        fail(f"part {unknown[0]!r} is not allowed; use {', '.join(PARTS)}")
+    arr = {}
+    for key, value in split.items():
+        a = np.asarray(value)
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            fail(f"{key} must be a 1-D integer index array, got {a.dtype} {a.shape}")
+        if a.size and (a.min() < 0 or a.max() >= n):
+            fail(f"{key} has indices outside 0..{n - 1}")
+        if a.size != np.unique(a).size:
+            fail(f"{key} has duplicate indices")
+        arr[key] = a.astype(np.int64)
+    rules.append("indices are 1-D integers, unique and in range")
+
+    q, db, tr = arr["query"], arr["database"], arr["train"]
+    if np.intersect1d(q, db).size:
+        fail(f"{np.intersect1d(q, db).size} query items are also in the database")
+    rules.append("query ∩ database = ∅")
+    if np.intersect1d(q, tr).size:
+        fail(f"{np.intersect1d(q, tr).size} query items are also in train")
+    rules.append("query ∩ train = ∅")
+    if proto["train_in_database"]:
+        if np.setdiff1d(tr, db).size:
+            fail(f"{np.setdiff1d(tr, db).size} train items are not in the database (train_in_database: true)")
+        rules.append("train ⊂ database")
+    else:
+        if np.intersect1d(tr, db).size:
+            fail(f"{np.intersect1d(tr, db).size} train items are in the database (train_in_database: false)")
+        rules.append("train ∩ database = ∅")
+    covered = np.union1d(np.union1d(q, db), tr).size
+    if covered != n:
+        fail(f"query ∪ database ∪ train covers {covered} of {n} items; every item must be in one part")
+    rules.append("query ∪ database ∪ train = all items")
+    if "labeled" in arr or "unlabeled" in arr:
+        lab, unl = arr.get("labeled", np.zeros(0, np.int64)), arr.get("unlabeled", np.zeros(0, np.int64))
+        if np.intersect1d(lab, unl).size:
+            fail("labeled and unlabeled overlap")
+        if not np.array_equal(np.union1d(lab, unl), np.sort(db)):
+            fail("labeled ∪ unlabeled must equal the database")
+        rules.append("labeled ∪ unlabeled = database, disjoint")
+        if proto["labeled_unlabeled"] and not np.array_equal(np.sort(lab), np.sort(tr)):
+            fail("labeled must equal train")
+        rules.append("labeled = train")
+
+    kind = proto["protocol"]
+    labels = dataset.labels()
+    c = labels.shape[1]
+    if kind in ("per_class", "quota"):
+        qpc, tpc = proto["query_per_class"], proto["train_per_class"]
+        for key, quota in (("query", qpc), ("train", tpc)):
+            if arr[key].size != c * quota:
+                fail(f"{key} has {arr[key].size} items; the protocol asks {c} classes x {quota} = {c * quota}")
+            per = labels[arr[key]].sum(axis=0)
+            bad = np.flatnonzero(per != quota) if kind == "per_class" else np.flatnonzero(per < quota)
+            if bad.size:
+                cname = dataset.class_names[bad[0]]
+                fail(f"{key} has {int(per[bad[0]])} items of class {cname!r}; the protocol asks "
+                     f"{'exactly' if kind == 'per_class' else 'at least'} {quota}")
+        rules.append(f"{'exactly' if kind == 'per_class' else 'at least'} query_per_class={qpc} and "
+                     f"train_per_class={tpc} per class; |query| = {c * qpc}, |train| = {c * tpc}")
+    else:
+        part = dataset.partition()
+        if part is None:
+            fail("protocol partition needs a dataset with a stored partition")
+        if not np.array_equal(np.sort(q), np.flatnonzero(part == 1)):
+            fail("query must be exactly the items with partition == 1")
+        rules.append("query = partition side 1")
+        side = np.flatnonzero(part == 0)
+        expect_train = side.size if proto["n_train"] is None else proto["n_train"]
+        if tr.size != expect_train:
+            fail(f"train has {tr.size} items; the protocol asks {expect_train}")
+        if np.setdiff1d(tr, side).size:
+            fail("train must lie on partition side 0")
+        rules.append(f"|train| = {expect_train} from partition side 0")
+    return rules
+
+
+# ----------------------------------------------------------------------------------------------------- files
+def _sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
+
+
+def save_split(folder, split: dict, dataset, protocol: dict, seed: int | None = None) -> dict:
+    """Check `split`, then write ``split.npz`` and ``split.json`` into `folder` atomically; return the JSON."""
+    rules = check_split(split, dataset, protocol)
+    proto = validate_protocol(protocol, _where(dataset))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.sort(np.asarray(split[k], dtype=np.int64), kind="stable") for k in PARTS if k in split}
+    labels = dataset.labels()
+    info = {
+        "dataset": dataset.name,
+        "n_items": int(dataset.n_items),
+        "protocol": proto["protocol"],
+        "settings": proto,
+        "seed": seed,
+        "counts": {k: int(v.size) for k, v in arrays.items()},
+        "per_class": {k: labels[v].sum(axis=0).astype(int).tolist() for k, v in arrays.items()},
+        "class_names": list(dataset.class_names),
+        "sha256": {k: _sha256(v) for k, v in arrays.items()},
+        "rules_checked": rules,
+    }
+    npz = folder / SPLIT_NPZ
+    tmp = folder / f".{SPLIT_NPZ}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, npz)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    from .data import atomic_write_json
+
+    atomic_write_json(folder / SPLIT_JSON, info)
+    return info
+
+
+def load_split(folder) -> dict[str, np.ndarray]:
+    """The split arrays written by save_split, verified against split.json's sha256 when present."""
+    folder = Path(folder)
+    npz = folder / SPLIT_NPZ
+    if not npz.is_file():
+        raise HashbenchError(f"{npz}: split file missing; run `dvc repro split`")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            split = {k: z[k].astype(np.int64) for k in z.files}
+    except (OSError, ValueError):
+        raise HashbenchError(f"{npz}: not a readable split file; run `dvc repro split`") from None
+    meta = folder / SPLIT_JSON
+    if meta.is_file():
+        try:
+            sha = json.loads(meta.read_text(encoding="utf-8")).get("sha256", {})
+        except ValueError:
+            raise HashbenchError(f"{meta}: not valid JSON; run `dvc repro split`") from None
+        for key, value in split.items():
+            if key in sha and sha[key] != _sha256(value):
+                raise HashbenchError(f"{npz}: array {key!r} does not match the sha256 in {SPLIT_JSON}; "
+                                     f"run `dvc repro split`")
+    return split
+
+
+def split_from_params(dataset, block: dict) -> dict[str, np.ndarray]:
+    """Convenience for the split stage: `block` is the dataset's params block (holding `split` and `seed`)."""
+    if not isinstance(block, dict) or "split" not in block:
+        raise HashbenchError(f"{dataset.name}.split: missing; add a split protocol block to params.yaml")
+    return make_split(dataset, block["split"], block.get("seed", 0))
