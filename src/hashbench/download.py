@@ -1,0 +1,516 @@
+"""Real datasets: download with checksum, safe archive extraction, and converters to the hashbench format.
+
+Nothing here runs on the build machines (no network); it is the code path for users who have the data.
+
+Manually placed archives: put the file, under its official name, in ``data/manual/<dataset>/<archive name>``
+(e.g. ``data/manual/cifar10/cifar-10-binary.tar.gz``). :func:`fetch` uses it without any network access when its
+md5 matches (or when no md5 is published), and refuses it with a one-line error when it does not.
+
+CIFAR-10 comes from its *binary* release (``cifar-10-binary.tar.gz``: fixed 3,073-byte records, one label byte
+then 3,072 pixel bytes as R, G, B planes of 32x32). The better-known python release stores pickles, and unpickling
+downloaded data can execute arbitrary code; this project never unpickles anything, so that release is not used.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import Param, validate
+from .data import file_md5, write_dataset
+from .errors import HashbenchError
+
+MANUAL_ROOT = Path("data/manual")
+DOWNLOAD_ROOT = Path("data/download")
+USER_AGENT = "hashbench/0.1 (+https://github.com/)"
+
+# ---------------------------------------------------------------------------------------------------- sources
+# name -> page, licence and the archives (url, md5 or None where none is published, bytes where verified).
+SOURCES: dict[str, dict] = {
+    "cifar10": {
+        "page": "https://www.cs.toronto.edu/~kriz/cifar.html",
+        "license": "CIFAR-10 (Krizhevsky 2009), no explicit licence; research use",
+        "files": [
+            {"name": "cifar-10-binary.tar.gz", "url": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+             "md5": "c32a1d4ab5d03f1284b67883e8d87530", "bytes": None},
+        ],
+        # For reference only: the python release (pickles) is deliberately not supported, see the module doc.
+        "unsupported": [
+            {"name": "cifar-10-python.tar.gz", "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+             "md5": "c58f30108f718f92721af3b95e74349a", "bytes": 170498071},
+        ],
+    },
+    "mirflickr25k": {
+        "page": "https://press.liacs.nl/mirflickr/mirdownload.html",
+        "license": "MIRFLICKR-25K: Flickr images under Creative Commons licences (per-image, see meta/license)",
+        "files": [
+            {"name": "mirflickr25k.zip", "url": "http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k.zip",
+             "md5": "a23d0a8564ee84cda5622a6c2f947785", "bytes": None},
+            {"name": "mirflickr25k_annotations_v080.zip",
+             "url": "http://press.liacs.nl/mirflickr/mirflickr25k.v3b/mirflickr25k_annotations_v080.zip",
+             "md5": "aa0138c79892b1b670184d142380948f", "bytes": None},  # md5 unverified (third-party)
+        ],
+    },
+    "nuswide": {
+        "page": "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html",
+        "license": "NUS-WIDE: research use; images only through the owners' agreement",
+        "files": [
+            {"name": "Groundtruth.zip",
+             "url": "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/Groundtruth.zip",
+             "md5": "a95fb76f7c8300e92ece0a90dd0ced4d", "bytes": 1129480},
+            {"name": "ConceptsList.zip",
+             "url": "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/ConceptsList.zip",
+             "md5": "5b877de6bfb0f7ba558f90d77b860348", "bytes": 448},
+            {"name": "ImageList.zip", "optional": True,
+             "url": "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/ImageList.zip",
+             "md5": None, "bytes": None},
+            {"name": "NUS_WID_Tags.zip", "optional": True,
+             "url": "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS_WID_Tags.zip",
+             "md5": None, "bytes": None},
+        ],
+    },
+    "cub200": {
+        "page": "https://www.vision.caltech.edu/datasets/cub_200_2011/",
+        "license": "CUB-200-2011: research use (images from Flickr)",
+        "files": [
+            {"name": "CUB_200_2011.tgz", "url": "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz",
+             "md5": "97eceeb196236b17998738112f37df78", "bytes": 1150585339},
+        ],
+    },
+    "stanford-dogs": {
+        "page": "http://vision.stanford.edu/aditya86/ImageNetDogs/",
+        "license": "Stanford Dogs: ImageNet terms (non-commercial research)",
+        "files": [
+            {"name": "images.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",
+             "md5": "1bb1f2a596ae7057f99d7d75860002ef", "bytes": 793579520},
+            {"name": "annotation.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/annotation.tar",
+             "md5": "4298cc0031f6bc6e74612ac83b5988e2", "bytes": 21852160},
+            {"name": "lists.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",
+             "md5": "edbb9f16854ec66506b5f09b583e0656", "bytes": 481280},
+        ],
+    },
+    "voc2007": {
+        "page": "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
+        "license": "PASCAL VOC 2007: Flickr images, see the VOC terms",
+        "files": [
+            {"name": "VOCtrainval_06-Nov-2007.tar",
+             "url": "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar",
+             "md5": "c52e279531787c972589f7e41ab4ae64", "bytes": 460032000},
+            {"name": "VOCtest_06-Nov-2007.tar",
+             "url": "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
+             "md5": "b6e924de25625d8de591ea690078ad9f", "bytes": 451020800},
+        ],
+    },
+    "voc2012": {
+        "page": "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/",
+        "license": "PASCAL VOC 2012: Flickr images, see the VOC terms",
+        "files": [
+            {"name": "VOCtrainval_11-May-2012.tar",
+             "url": "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+             "md5": "6cd6e144f989b92b3379bac3b3de84fd", "bytes": 1999639040},
+        ],
+    },
+    "wikipedia": {
+        "page": "http://www.svcl.ucsd.edu/projects/crossmodal/",
+        "license": "Wikipedia image-text (Rasiwasia et al. 2010): research use",
+        "files": [
+            {"name": "wikipedia_dataset.zip", "url": "http://www.svcl.ucsd.edu/projects/crossmodal/wikipedia_dataset.zip",
+             "md5": None, "bytes": None},
+        ],
+    },
+}
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_RECORD = 3073
+
+# params blocks of the real sets that have a converter (the embedded ones live in hashbench.embedded)
+REAL_SCHEMAS: dict[str, dict[str, Param]] = {
+    "cifar10": {"seed": Param(0, int, ge=0)},
+    "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
+                "image_root": Param(None, str, nullable=True)},
+}
+REAL_SPLIT_DEFAULTS = {
+    # DeepHash-pytorch `cifar10`: 100/class queries, 500/class train, database = the other 54,000 (train excluded)
+    "cifar10": {"protocol": "per_class", "query_per_class": 100, "train_per_class": 500,
+                "train_in_database": False},
+    # DeepHash-pytorch `nuswide_21`: greedy 100 / 500 per concept, database = all - query (train inside)
+    "nuswide": {"protocol": "quota", "query_per_class": 100, "train_per_class": 500, "train_in_database": True},
+}
+
+
+# ------------------------------------------------------------------------------------------------------- fetch
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def fetch(url: str, dest_dir, md5: str | None = None, expected_bytes: int | None = None, progress: bool = True,
+          *, filename: str | None = None, manual_dir=None, timeout: float = 60.0) -> Path:
+    """Return a local copy of `url`: a manually placed file in `manual_dir`, an earlier download in `dest_dir`,
+    or a fresh download (streamed to ``<name>.part``, renamed when its size and md5 are right; no resume)."""
+    filename = filename or posixpath.basename(urllib.parse.urlparse(url).path)
+    if not filename or "/" in filename or filename in (".", ".."):
+        raise HashbenchError(f"{url}: cannot tell the file name; pass filename=")
+    md5 = md5.lower() if md5 else None
+    dest_dir = Path(dest_dir)
+    dest = dest_dir / filename
+    manual = Path(manual_dir) / filename if manual_dir is not None else None
+    place_hint = f"place a manually downloaded copy at {manual}" if manual else \
+        f"place a manually downloaded copy at {MANUAL_ROOT}/<dataset>/{filename}"
+
+    def good(path: Path) -> tuple[bool, str]:
+        if expected_bytes is not None and path.stat().st_size != expected_bytes:
+            return False, f"{path.stat().st_size} bytes"
+        if md5 is None:
+            return True, ""
+        actual = file_md5(path)
+        return actual == md5, actual
+
+    if manual is not None and manual.is_file():
+        ok, actual = good(manual)
+        if not ok:
+            raise HashbenchError(f"{manual}: manually placed file does not match (expected md5 {md5}"
+                                 f"{f', {expected_bytes} bytes' if expected_bytes else ''}, got {actual}); "
+                                 f"replace it with the official {filename}")
+        return manual
+    if dest.is_file():
+        if good(dest)[0]:
+            return dest
+        dest.unlink()  # a stale or corrupt earlier download: fetch again
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(filename + ".part")
+    if part.exists():
+        part.unlink()
+    digest = hashlib.md5()
+    size = 0
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else expected_bytes
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress,
+                      leave=False) as bar:
+                while True:
+                    block = response.read(1 << 20)
+                    if not block:
+                        break
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        if part.exists():
+            part.unlink()
+        reason = getattr(err, "reason", None) or err
+        raise HashbenchError(f"{url}: download failed ({_one_line(reason)}); {place_hint}") from None
+    except BaseException:
+        if part.exists():
+            part.unlink()
+        raise
+    if expected_bytes is not None and size != expected_bytes:
+        part.unlink()
+        raise HashbenchError(f"{filename}: got {size} bytes from {url}, expected {expected_bytes}; {place_hint}")
+    actual = digest.hexdigest()
+    if md5 is not None and actual != md5:
+        part.unlink()
+        raise HashbenchError(f"{filename}: md5 mismatch (expected {md5}, got {actual}) from {url}; {place_hint}")
+    os.replace(part, dest)
+    return dest
+
+
+# ----------------------------------------------------------------------------------------------------- extract
+def _unsafe_name(name: str) -> str | None:
+    """Why an archive member name is unsafe, or None."""
+    if not name:
+        return "empty name"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    parts = re.split(r"[\\/]+", name)
+    if ".." in parts:
+        return "'..' in path"
+    return None
+
+
+def _escapes(member_name: str, target: str, relative_to_member: bool) -> bool:
+    if not target or target.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", target):
+        return True
+    base = posixpath.dirname(member_name) if relative_to_member else ""
+    resolved = posixpath.normpath(posixpath.join(base, target.replace("\\", "/")))
+    return resolved == ".." or resolved.startswith("../") or resolved.startswith("/")
+
+
+def _archive_kind(archive: Path) -> str:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith((".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")):
+        return "tar"
+    raise HashbenchError(f"{archive}: unknown archive type; use .zip, .tar, .tgz or .tar.gz")
+
+
+def extract(archive, dest) -> Path:
+    """Extract a .zip / .tar / .tgz / .tar.gz into `dest`, after checking every member: absolute paths, '..'
+    components, links pointing outside `dest` and special files are refused (one line), before anything is
+    written."""
+    archive, dest = Path(archive), Path(dest)
+    kind = _archive_kind(archive)
+
+    def refuse(member: str, why: str) -> None:
+        raise HashbenchError(f"{archive}: refusing to extract member {member!r} ({why}); the archive is unsafe")
+
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    why = _unsafe_name(info.filename)
+                    if why:
+                        refuse(info.filename, why)
+                    mode = info.external_attr >> 16
+                    if stat.S_ISLNK(mode):
+                        target = zf.read(info).decode("utf-8", "replace")
+                        if _escapes(info.filename.rstrip("/"), target, True):
+                            refuse(info.filename, f"link to {target!r} outside the destination")
+                dest.mkdir(parents=True, exist_ok=True)
+                for info in tqdm(infos, desc=f"extract {archive.name}", unit="file", leave=False,
+                                 disable=len(infos) < 1000):
+                    zf.extract(info, dest)
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                members = tf.getmembers()
+                for m in members:
+                    why = _unsafe_name(m.name)
+                    if why:
+                        refuse(m.name, why)
+                    if m.issym() and _escapes(m.name, m.linkname, True):
+                        refuse(m.name, f"symlink to {m.linkname!r} outside the destination")
+                    if m.islnk() and (_unsafe_name(m.linkname) or _escapes(m.name, m.linkname, False)):
+                        refuse(m.name, f"hard link to {m.linkname!r} outside the destination")
+                    if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
+                        refuse(m.name, "device or fifo")
+                dest.mkdir(parents=True, exist_ok=True)
+                # The "data" filter re-checks every member (and drops set-uid bits) as a second line of defence.
+                tf.extractall(dest, members=tqdm(members, desc=f"extract {archive.name}", unit="file",
+                                                 leave=False, disable=len(members) < 1000), filter="data")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        raise HashbenchError(f"{archive}: not a readable archive ({_one_line(err)}); download it again") from None
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------------- CIFAR-10
+def _tar_members_by_basename(tf: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    out = {}
+    for m in tf.getmembers():
+        if m.isfile() and not _unsafe_name(m.name):
+            out[posixpath.basename(m.name)] = m
+    return out
+
+
+def read_cifar10_binary(archive) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(images uint8 (N, 32, 32, 3), labels int64 (N,), partition uint8 (N,) 1 = test, class names) read straight
+    from ``cifar-10-binary.tar.gz`` (nothing is extracted; no pickle involved)."""
+    archive = Path(archive)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            members = _tar_members_by_basename(tf)
+            missing = [n for n in names if n not in members]
+            if missing:
+                raise HashbenchError(f"{archive}: {missing[0]} not found; use the official cifar-10-binary.tar.gz")
+            images, labels, part = [], [], []
+            for fname in tqdm(names, desc="cifar-10 batches", leave=False):
+                raw = tf.extractfile(members[fname]).read()
+                if len(raw) == 0 or len(raw) % CIFAR_RECORD:
+                    raise HashbenchError(f"{archive}: {fname} has {len(raw)} bytes, not a multiple of the "
+                                         f"{CIFAR_RECORD}-byte record; the archive is corrupt")
+                rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
+                lab = rec[:, 0].astype(np.int64)
+                if lab.max() > 9:
+                    raise HashbenchError(f"{archive}: {fname} has label {int(lab.max())}; labels must be 0..9")
+                images.append(rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+                labels.append(lab)
+                part.append(np.full(len(lab), 1 if fname == "test_batch.bin" else 0, dtype=np.uint8))
+            classes = CIFAR10_CLASSES
+            if "batches.meta.txt" in members:
+                text = tf.extractfile(members["batches.meta.txt"]).read().decode("utf-8", "replace")
+                found = [line.strip() for line in text.splitlines() if line.strip()]
+                if len(found) == 10:
+                    classes = found
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise HashbenchError(f"{archive}: not a readable tar.gz ({_one_line(err)}); download it again") from None
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(part), classes
+
+
+def convert_cifar10_binary(archive, folder) -> dict:
+    """Write CIFAR-10 (train + test, 60,000 images; test = partition 1) from the binary archive into `folder`."""
+    images, labels, partition, classes = read_cifar10_binary(archive)
+    return write_dataset(
+        folder, name="cifar10", labels=np.eye(10, dtype=np.uint8)[labels], class_names=classes,
+        images=np.ascontiguousarray(images), partition=partition, single_label=True,
+        extra_manifest={"source": f"CIFAR-10 binary release ({SOURCES['cifar10']['page']}); "
+                                  f"{SOURCES['cifar10']['license']}; partition 1 = official test batch",
+                        "generator": {"archive": Path(archive).name, "md5": file_md5(archive)}},
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- NUS-WIDE
+def _parse_label_file(raw: bytes, where: str) -> np.ndarray:
+    """0/1 per line; other values are reported (one warning line counting them) and treated as 0."""
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    if arr.size % 2 == 0 and arr.size and np.all(arr[1::2] == 10) and np.all((arr[0::2] == 48) | (arr[0::2] == 49)):
+        return (arr[0::2] - 48).astype(np.uint8)  # fast path: "0\n" / "1\n" only
+    tokens = raw.split()
+    values = np.empty(len(tokens), dtype=np.int64)
+    bad: list[tuple[int, bytes]] = []
+    for i, tok in enumerate(tokens):
+        try:
+            values[i] = int(tok)
+        except ValueError:
+            values[i] = -1
+        if values[i] not in (0, 1):
+            bad.append((i + 1, tok))
+            values[i] = 0
+    if bad:
+        first = ", ".join(f"{t.decode('ascii', 'replace')} at line {ln}" for ln, t in bad[:3])
+        warnings.warn(f"{where}: {len(bad)} bad label value(s) treated as 0 ({first})", stacklevel=3)
+    return values.astype(np.uint8)
+
+
+def read_nuswide_concepts(concepts_zip) -> list[str]:
+    """The 81 concept names from ConceptsList.zip (Concepts81.txt, alphabetical)."""
+    try:
+        with zipfile.ZipFile(concepts_zip) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("Concepts81.txt")), None)
+            if name is None:
+                raise HashbenchError(f"{concepts_zip}: Concepts81.txt not found; use the official ConceptsList.zip")
+            text = zf.read(name).decode("utf-8", "replace")
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{concepts_zip}: not a readable zip ({_one_line(err)})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_nuswide_groundtruth(groundtruth_zip, concepts: list[str], part: str = "all") -> np.ndarray:
+    """uint8 (n, len(concepts)) 0/1 labels from Groundtruth.zip: part "all" (AllLabels, 269,648 rows in
+    Imagelist.txt order), "train" or "test" (TrainTestLabels). Bad values (e.g. -1130179 at line 78,373 of
+    Labels_lake_Train.txt) are reported with a warning and treated as 0."""
+    suffix = {"all": "", "train": "_Train", "test": "_Test"}
+    if part not in suffix:
+        raise HashbenchError(f"part: {part!r} is not allowed; use all, train or test")
+    folder = "AllLabels" if part == "all" else "TrainTestLabels"
+    zpath = Path(groundtruth_zip)
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            index = {n.split("/", 1)[-1] if n.count("/") > 1 else n: n for n in zf.namelist()}
+            columns = []
+            for concept in tqdm(concepts, desc=f"NUS-WIDE {folder}", leave=False):
+                key = f"{folder}/Labels_{concept}{suffix[part]}.txt"
+                if key not in index:
+                    raise HashbenchError(f"{zpath}: {key} not found; use the official Groundtruth.zip")
+                columns.append(_parse_label_file(zf.read(index[key]), f"{zpath.name}:{key}"))
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    lengths = {c.size for c in columns}
+    if len(lengths) != 1:
+        raise HashbenchError(f"{zpath}: {folder} files have different lengths {sorted(lengths)}; the zip is corrupt")
+    return np.stack(columns, axis=1)
+
+
+NUSWIDE_SUBSETS = {"all81": 81, "top21": 21, "tc10": 10}
+
+
+def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21", image_list_zip=None,
+                    image_root: str | None = None, check_train_test: bool = True) -> dict:
+    """NUS-WIDE labels in the hashbench format: the `subset`'s concepts (most frequent first, as DeepHash-pytorch's
+    nuswide_21 columns), items with at least one of them (top21: 195,834; tc10: 186,577; all81: 209,347).
+    Image paths come from ImageList.zip when given (images themselves need the owners' agreement)."""
+    if subset not in NUSWIDE_SUBSETS:
+        raise HashbenchError(f"nuswide.subset: {subset!r} is not allowed; use one of {', '.join(NUSWIDE_SUBSETS)}")
+    concepts = read_nuswide_concepts(concepts_zip)
+    allm = read_nuswide_groundtruth(groundtruth_zip, concepts, "all")
+    counts = allm.sum(axis=0)
+    order = np.argsort(-counts, kind="stable")[: NUSWIDE_SUBSETS[subset]]
+    notes = []
+    if check_train_test:  # the official train/test files must add up to AllLabels (reports bad values)
+        tt = read_nuswide_groundtruth(groundtruth_zip, concepts, "train").sum(axis=0) + \
+            read_nuswide_groundtruth(groundtruth_zip, concepts, "test").sum(axis=0)
+        diff = [concepts[j] for j in np.flatnonzero(tt != counts)]
+        if diff:
+            warnings.warn(f"{Path(groundtruth_zip).name}: train+test counts differ from AllLabels for "
+                          f"{len(diff)} concept(s): {', '.join(diff[:5])}", stacklevel=2)
+        notes.append(f"train+test vs AllLabels count mismatches: {diff}")
+    labels = allm[:, order]
+    keep = np.flatnonzero(labels.any(axis=1))
+    paths = None
+    if image_list_zip is not None:
+        with zipfile.ZipFile(image_list_zip) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("Imagelist.txt")), None)
+            if name is None:
+                raise HashbenchError(f"{image_list_zip}: Imagelist.txt not found; use the official ImageList.zip")
+            lines = [ln.strip().replace("\\", "/") for ln in zf.read(name).decode("utf-8", "replace").splitlines()
+                     if ln.strip()]
+        if len(lines) != allm.shape[0]:
+            raise HashbenchError(f"{image_list_zip}: {len(lines)} paths for {allm.shape[0]} label rows")
+        paths = [lines[i] for i in keep]
+    return write_dataset(
+        folder, name="nuswide", labels=labels[keep], class_names=[concepts[j] for j in order],
+        image_paths=paths, image_root=(image_root or "images") if paths is not None else None,
+        extra_arrays={"source_index": keep.astype(np.int64)},
+        extra_manifest={"source": f"NUS-WIDE ({SOURCES['nuswide']['page']}); {SOURCES['nuswide']['license']}",
+                        "generator": {"subset": subset, "notes": notes}},
+    )
+
+
+# --------------------------------------------------------------------------------------------------- dispatch
+def _local_files(name: str, download_root, manual_root, progress: bool) -> dict[str, Path]:
+    out = {}
+    for entry in SOURCES[name]["files"]:
+        manual_dir = Path(manual_root) / name
+        if entry.get("optional") and not (manual_dir / entry["name"]).is_file():
+            continue  # optional archives are used only when placed by hand
+        out[entry["name"]] = fetch(entry["url"], Path(download_root) / name, entry["md5"], entry["bytes"],
+                                   progress, filename=entry["name"], manual_dir=manual_dir)
+    return out
+
+
+def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOWNLOAD_ROOT,
+                    manual_root=MANUAL_ROOT, progress: bool = True) -> dict:
+    """The download stage: write dataset `name` into `folder` (embedded sets are generated, real sets fetched or
+    taken from ``data/manual/<name>/`` and converted); return the manifest."""
+    from . import embedded, splits
+
+    if name in embedded.EMBEDDED:
+        return embedded.make_dataset(name, params, folder)
+    if name not in SOURCES:
+        allowed = ", ".join(list(embedded.EMBEDDED) + list(REAL_SCHEMAS))
+        raise HashbenchError(f"dataset: {name!r} is not allowed; use one of {allowed}")
+    if name not in REAL_SCHEMAS:
+        raise HashbenchError(f"dataset: {name!r} has download sources but no converter yet; use one of "
+                             f"{', '.join(REAL_SCHEMAS)} or an embedded set")
+    params = dict(params or {})
+    split_block = params.pop("split", REAL_SPLIT_DEFAULTS[name])
+    p = validate(name, params, REAL_SCHEMAS[name])
+    splits.validate_protocol(split_block, where=f"{name}.split")
+    files = _local_files(name, download_root, manual_root, progress)
+    if name == "cifar10":
+        return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
+    return convert_nuswide(files["Groundtruth.zip"], files["ConceptsList.zip"], folder, subset=p["subset"],
+                           image_list_zip=files.get("ImageList.zip"), image_root=p["image_root"])
+
+
+def shared_data_dir() -> Path:
+    """The shared real-annotation folder: $HASHBENCH_SHARED, else ../shared/data from the repository root."""
+    env = os.environ.get("HASHBENCH_SHARED")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
