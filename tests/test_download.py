@@ -1,0 +1,317 @@
+"""Download (over a local http.server on 127.0.0.1), manual placement, safe extraction, converters."""
+import functools
+import hashlib
+import http.server
+import io
+import os
+import tarfile
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+from hashbench import download
+from hashbench.data import open_dataset
+from hashbench.download import (SOURCES, convert_cifar10_binary, convert_nuswide, extract, fetch, prepare_dataset,
+                                read_nuswide_groundtruth, shared_data_dir)
+from hashbench.errors import HashbenchError
+
+CIFAR_NAME = "cifar-10-binary.tar.gz"
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.server.paths.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """Serve tmp_path/www on 127.0.0.1 (ephemeral port) from a thread; yields (base_url, www, requested paths)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(www)))
+    httpd.paths = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www, httpd.paths
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert len(httpd.paths) <= 10  # bounded request count per test
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _cifar_records(n, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    planes = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    rec = np.concatenate([labels[:, None], planes.reshape(n, 3072)], axis=1)
+    return rec.tobytes(), labels, planes
+
+
+def _fake_cifar(path, per_batch=3):
+    """A tiny cifar-10-binary.tar.gz: 5 train batches + test batch of `per_batch` records, and batches.meta.txt."""
+    expect = {"labels": [], "planes": []}
+    with tarfile.open(path, "w:gz") as tf:
+        names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+        for k, name in enumerate(names):
+            data, labels, planes = _cifar_records(per_batch, k)
+            expect["labels"].append(labels)
+            expect["planes"].append(planes)
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        meta = "\n".join(download.CIFAR10_CLASSES).encode() + b"\n\n"
+        info = tarfile.TarInfo("cifar-10-batches-bin/batches.meta.txt")
+        info.size = len(meta)
+        tf.addfile(info, io.BytesIO(meta))
+    return np.concatenate(expect["labels"]), np.concatenate(expect["planes"])
+
+
+# ------------------------------------------------------------------------------------------------------- fetch
+def test_fetch_ok_then_cached(server, tmp_path):
+    base, www, paths = server
+    payload = os.urandom(300_000)
+    (www / "blob.bin").write_bytes(payload)
+    dest = tmp_path / "dl"
+    got = fetch(f"{base}/blob.bin", dest, md5=_md5(payload), expected_bytes=len(payload), progress=False)
+    assert got == dest / "blob.bin" and got.read_bytes() == payload
+    assert not list(dest.glob("*.part"))
+    assert paths == ["/blob.bin"]
+    again = fetch(f"{base}/blob.bin", dest, md5=_md5(payload), progress=False)
+    assert again == got and paths == ["/blob.bin"]  # already present with the right md5: no request
+
+
+def test_fetch_md5_mismatch(server, tmp_path):
+    base, www, paths = server
+    (www / "blob.bin").write_bytes(b"x" * 1000)
+    dest = tmp_path / "dl"
+    wrong = "0" * 32
+    with pytest.raises(HashbenchError) as err:
+        fetch(f"{base}/blob.bin", dest, md5=wrong, progress=False, manual_dir=tmp_path / "manual" / "toy")
+    msg = str(err.value)
+    assert "\n" not in msg and wrong in msg and _md5(b"x" * 1000) in msg and "blob.bin" in msg
+    assert str(tmp_path / "manual" / "toy" / "blob.bin") in msg
+    assert not list(dest.iterdir())  # neither the .part nor the final file is left
+    with pytest.raises(HashbenchError, match="got 1000 bytes .* expected 999"):
+        fetch(f"{base}/blob.bin", dest, expected_bytes=999, progress=False)
+    assert not list(dest.iterdir())
+    assert len(paths) == 2
+
+
+def test_fetch_http_error_and_stale_file(server, tmp_path):
+    base, www, paths = server
+    with pytest.raises(HashbenchError, match=r"download failed \(.*\); place a manually downloaded copy at") as err:
+        fetch(f"{base}/missing.tar.gz", tmp_path / "dl", progress=False)
+    assert "\n" not in str(err.value) and not list((tmp_path / "dl").iterdir())
+    (www / "f.txt").write_bytes(b"good")
+    (tmp_path / "dl" / "f.txt").write_bytes(b"stale")  # a corrupt earlier download is replaced
+    assert fetch(f"{base}/f.txt", tmp_path / "dl", md5=_md5(b"good"), progress=False).read_bytes() == b"good"
+    assert len(paths) == 2
+
+
+def test_manual_file_used_without_network(server, tmp_path):
+    base, www, paths = server
+    manual = tmp_path / "data" / "manual" / "cifar10"
+    manual.mkdir(parents=True)
+    (manual / CIFAR_NAME).write_bytes(b"manual copy")
+    got = fetch(f"{base}/{CIFAR_NAME}", tmp_path / "dl", md5=_md5(b"manual copy"), progress=False,
+                manual_dir=manual)
+    assert got == manual / CIFAR_NAME and paths == []
+    # also with an unreachable URL: no network is touched
+    assert fetch("http://127.0.0.1:9/x/" + CIFAR_NAME, tmp_path / "dl", md5=_md5(b"manual copy"),
+                 manual_dir=manual, progress=False) == got
+    with pytest.raises(HashbenchError, match=r"manually placed file does not match \(expected md5 f+, got") as err:
+        fetch(f"{base}/{CIFAR_NAME}", tmp_path / "dl", md5="f" * 32, manual_dir=manual, progress=False)
+    assert str(manual / CIFAR_NAME) in str(err.value) and paths == []
+
+
+# ----------------------------------------------------------------------------------------------------- extract
+def _zip(path, entries):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return path
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz" if path.name.endswith("gz") else "w") as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name, data=b"hello"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def test_extract_safe_archives(tmp_path):
+    z = _zip(tmp_path / "ok.zip", [("a/b.txt", b"zip"), ("c.txt", b"c")])
+    assert (extract(z, tmp_path / "oz") / "a" / "b.txt").read_bytes() == b"zip"
+    t = _tar(tmp_path / "ok.tar.gz", [_file("d/e.txt"), _link("d/ln", "e.txt")])
+    out = extract(t, tmp_path / "ot")
+    assert (out / "d" / "e.txt").read_bytes() == b"hello" and os.path.islink(out / "d" / "ln")
+    t2 = _tar(tmp_path / "ok.tgz", [_file("x.txt")])
+    assert (extract(t2, tmp_path / "ot2") / "x.txt").exists()
+    t3 = _tar(tmp_path / "plain.tar", [_file("y.txt")])
+    assert (extract(t3, tmp_path / "ot3") / "y.txt").exists()
+
+
+@pytest.mark.parametrize("kind, entries, why", [
+    ("zip", [("ok.txt", b"1"), ("../evil.txt", b"x")], "'..' in path"),
+    ("zip", [("/abs/evil.txt", b"x")], "absolute path"),
+    ("zip", [("sub\\..\\..\\evil.txt", b"x")], "'..' in path"),
+    ("tar", [_file("ok.txt"), _link("escape", "../../outside")], "symlink to '../../outside' outside"),
+    ("tar", [_link("abs", "/etc/passwd")], "symlink to '/etc/passwd' outside"),
+    ("tar", [_link("hard", "../x", tarfile.LNKTYPE)], "hard link"),
+    ("tar", [_file("../up.txt")], "'..' in path"),
+    ("tar", [_file("/tmp/abs.txt")], "absolute path"),
+])
+def test_extract_refuses_traversal(tmp_path, kind, entries, why):
+    archive = _zip(tmp_path / "bad.zip", entries) if kind == "zip" else _tar(tmp_path / "bad.tar.gz", entries)
+    dest = tmp_path / "out" / "inner"
+    with pytest.raises(HashbenchError, match=f"refusing to extract member .*{why}") as err:
+        extract(archive, dest)
+    assert "\n" not in str(err.value) and str(archive) in str(err.value)
+    assert not dest.exists()  # nothing written (all members are checked first)
+    assert not (tmp_path / "out" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_extract_unknown_and_corrupt(tmp_path):
+    (tmp_path / "a.rar").write_bytes(b"x")
+    with pytest.raises(HashbenchError, match="unknown archive type"):
+        extract(tmp_path / "a.rar", tmp_path / "o")
+    (tmp_path / "b.zip").write_bytes(b"not a zip")
+    with pytest.raises(HashbenchError, match="not a readable archive"):
+        extract(tmp_path / "b.zip", tmp_path / "o")
+
+
+# -------------------------------------------------------------------------------------------------- converters
+def test_cifar_binary_download_and_convert(server, tmp_path):
+    base, www, paths = server
+    labels, planes = _fake_cifar(www / CIFAR_NAME)
+    md5 = _md5((www / CIFAR_NAME).read_bytes())
+    archive = fetch(f"{base}/{CIFAR_NAME}", tmp_path / "dl", md5=md5, progress=False)
+    man = convert_cifar10_binary(archive, tmp_path / "raw")
+    assert man["n_items"] == 18 and man["image_shape"] == [32, 32, 3] and man["class_names"][0] == "airplane"
+    with open_dataset(tmp_path / "raw", verify=True) as ds:
+        assert ds.single_label and ds.labels().argmax(axis=1).tolist() == labels.tolist()
+        np.testing.assert_array_equal(ds.images(np.arange(18)), planes.transpose(0, 2, 3, 1))  # R,G,B planes
+        assert ds.partition().tolist() == [0] * 15 + [1] * 3  # test_batch = query side
+    assert paths == [f"/{CIFAR_NAME}"]
+
+
+def test_prepare_dataset_uses_manual_copy(tmp_path, monkeypatch):
+    manual = tmp_path / "manual" / "cifar10"
+    manual.mkdir(parents=True)
+    _fake_cifar(manual / CIFAR_NAME, per_batch=2)
+    entry = {"name": CIFAR_NAME, "url": "http://127.0.0.1:9/nowhere/" + CIFAR_NAME,
+             "md5": _md5((manual / CIFAR_NAME).read_bytes()), "bytes": None}
+    monkeypatch.setitem(SOURCES, "cifar10", {**SOURCES["cifar10"], "files": [entry]})
+    man = prepare_dataset("cifar10", {"seed": 0}, tmp_path / "raw", download_root=tmp_path / "dl",
+                          manual_root=tmp_path / "manual", progress=False)
+    assert man["n_items"] == 12 and man["name"] == "cifar10"
+    with pytest.raises(HashbenchError, match=r"cifar10\.bogus: unknown key"):
+        prepare_dataset("cifar10", {"bogus": 1}, tmp_path / "raw2", manual_root=tmp_path / "manual")
+    with pytest.raises(HashbenchError, match=r"dataset: 'imagenet' is not allowed; use one of mnist5k"):
+        prepare_dataset("imagenet", {}, tmp_path / "raw3")
+    with pytest.raises(HashbenchError, match=r"'cub200' has download sources but no converter yet"):
+        prepare_dataset("cub200", {}, tmp_path / "raw4")
+
+
+def test_cifar_corrupt_archive(tmp_path):
+    with tarfile.open(tmp_path / CIFAR_NAME, "w:gz") as tf:
+        for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = 100
+            tf.addfile(info, io.BytesIO(b"\0" * 100))
+    with pytest.raises(HashbenchError, match="not a multiple of the 3073-byte record"):
+        convert_cifar10_binary(tmp_path / CIFAR_NAME, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def _fake_groundtruth(path, concepts, n=50, bad_line=None):
+    rng = np.random.default_rng(1)
+    labels = (rng.random((n, len(concepts))) < 0.3).astype(int)
+    split = n * 3 // 5
+    with zipfile.ZipFile(path, "w") as zf:
+        for j, c in enumerate(concepts):
+            col = [str(v) for v in labels[:, j]]
+            zf.writestr(f"AllLabels/Labels_{c}.txt", "\n".join(col) + "\n")
+            train = list(col[:split])
+            if bad_line is not None and j == 0:
+                train[bad_line - 1] = "-1130179"
+            zf.writestr(f"TrainTestLabels/Labels_{c}_Train.txt", "\n".join(train) + "\n")
+            zf.writestr(f"TrainTestLabels/Labels_{c}_Test.txt", "\n".join(col[split:]) + "\n")
+    return labels
+
+
+def test_nuswide_bad_value_is_reported_not_fatal(tmp_path):
+    concepts = ["lake", "sky", "zebra"]
+    labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts, bad_line=7)
+    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
+        zf.writestr("Concepts81.txt", "\r\n".join(concepts) + "\r\n")
+    with pytest.warns(UserWarning, match=r"Labels_lake_Train\.txt: 1 bad label value\(s\) treated as 0 "
+                                         r"\(-1130179 at line 7\)"):
+        train = read_nuswide_groundtruth(tmp_path / "Groundtruth.zip", concepts, "train")
+    assert train.shape == (30, 3) and train[6, 0] == 0
+    with pytest.warns(UserWarning):
+        man = convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw",
+                              subset="all81")
+    keep = labels.any(axis=1)
+    assert man["n_items"] == int(keep.sum()) and man["modalities"] == []
+    order = np.argsort(-labels.sum(axis=0), kind="stable")
+    assert man["class_names"] == [concepts[j] for j in order]
+    with open_dataset(tmp_path / "raw") as ds:
+        np.testing.assert_array_equal(ds.labels(), labels[keep][:, order])
+        np.testing.assert_array_equal(ds.array("source_index"), np.flatnonzero(keep))
+
+
+def test_nuswide_real_groundtruth(tmp_path):
+    shared = shared_data_dir() / "nus-wide"
+    gt, cl = shared / "Groundtruth.zip", shared / "ConceptsList.zip"
+    if not gt.is_file() or not cl.is_file():
+        pytest.skip(f"NUS-WIDE Groundtruth.zip / ConceptsList.zip not found under {shared}")
+    assert download.file_md5(gt) == SOURCES["nuswide"]["files"][0]["md5"]
+    assert download.file_md5(cl) == SOURCES["nuswide"]["files"][1]["md5"]
+    with pytest.warns(UserWarning, match=r"Labels_lake_Train\.txt: 1 bad label value\(s\) treated as 0 "
+                                         r"\(-1130179 at line 78373\)"):
+        man = convert_nuswide(gt, cl, tmp_path / "raw", subset="top21")
+    assert man["n_items"] == 195834 and man["class_names"][:3] == ["sky", "clouds", "person"]
+    with open_dataset(tmp_path / "raw") as ds:
+        assert ds.labels().sum(axis=0)[:3].tolist() == [74190, 54087, 51577]
+    tc10 = convert_nuswide(gt, cl, tmp_path / "tc10", subset="tc10", check_train_test=False)
+    assert tc10["n_items"] == 186577
+
+
+def test_sources_table_complete():
+    for name in ("cifar10", "mirflickr25k", "nuswide", "cub200", "stanford-dogs", "voc2007", "voc2012", "wikipedia"):
+        assert SOURCES[name]["files"] and SOURCES[name]["license"]
+        for entry in SOURCES[name]["files"]:
+            assert entry["url"].startswith("http") and (entry["md5"] is None or len(entry["md5"]) == 32)
+    assert SOURCES["cifar10"]["files"][0]["md5"] == "c32a1d4ab5d03f1284b67883e8d87530"
+    assert [f["md5"] for f in SOURCES["nuswide"]["files"][:2]] == ["a95fb76f7c8300e92ece0a90dd0ced4d",
+                                                                   "5b877de6bfb0f7ba558f90d77b860348"]
