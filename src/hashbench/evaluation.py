@@ -1,0 +1,514 @@
+"""The project's one retrieval evaluator: plain numpy arrays in, plain JSON-serialisable dicts out.
+
+Definition (docs/specs: evaluation.md, section 2):
+
+- **Relevance**: query q and database item x are relevant iff they share at least one label. Labels are multi-hot
+  arrays (n, C) (bool/uint8; any non-zero entry counts as "has the label"); single-label data is one-hot. An item
+  whose label row is all zero is never relevant.
+- **Ranking**: the database is sorted by a score, ties broken by ascending database index (a *stable* sort).
+  - Binary codes (``evaluate_hamming``): ±1 codes (int8 or float, 0 is mapped to +1, any number of bits); Hamming
+    distance ascending.
+  - Quantized codes (``evaluate_aqd``): the asymmetric score descending, score(q, x) = q · x̂ with
+    x̂ = Σ_m C[m, b_m] (codebooks C (M, K, D), assignments b (n, M)). It is computed with a per-query lookup table
+    T[m, k] = q · C[m, k] (dot product in float64, stored as float32) and a gather-sum in float32 in the order
+    m = 0..M-1, so equal assignments always tie exactly. This covers additive codebooks (WSDHQ) and product
+    quantizers with block-sparse codewords (GPQ).
+- **AP@K** = (1/N_q) Σ_{k≤K} P@k · rel_k with N_q = number of relevant items in the top K ("retrieved"
+  normaliser). The sum runs over all k ≤ K in rank order (float64, numpy's sum of that row). Queries with N_q = 0
+  count as AP = 0 (``zero="count"``) or are left out of the mean (``zero="skip"``, WSDHQ/thulab protocol).
+  K is an int, or None/"all" for the whole database; K larger than the database means the whole database.
+- **map_all**: the same AP over the whole ranking, always with ``zero="count"``.
+- **precision_at_n**: mean over queries of P@N (relevant in the top N / N) on the stable ranking.
+- **pr** (Hamming, by radius r = 0..bits): per query the retrieved set is {x : d(q, x) ≤ r}; precision = relevant
+  retrieved / retrieved (an empty retrieved set counts as precision 0); recall = relevant retrieved / relevant in
+  the database, averaged over queries that have at least one relevant item. ``precision_radius`` is that precision
+  at r = ``radius`` (P@H≤2 by default).
+- **pr** (AQD, or Hamming with ``pr="rank"``): precision and recall of the top N for N on the rank grid.
+- Means over queries are exactly rounded (math.fsum) so they do not depend on chunking or thread count.
+
+Implementation: queries are processed in chunks (bounded memory, optional threads); nothing of size
+n_query × n_database is ever allocated. Hamming distances use packed bits and popcount; relevance uses packed label
+bitmasks. With ``map_all=False`` the Hamming path never sorts the database: it counts items per (distance,
+relevance) bucket in tiles of the database, the stable top-K is "whole buckets below a threshold distance + the
+first items of the threshold bucket in index order", and P@N only needs one tile scanned per query and N.
+With ``map_all=True`` (the default) each query's ranking is sorted in full on a unique composite integer key
+(score, index, relevance bit), which is the stable order by construction.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from hashbench.errors import HashbenchError
+
+__all__ = ["evaluate_hamming", "evaluate_aqd", "mean_average_precision", "default_rank_grid"]
+
+_TILE = 1024  # database items per histogram tile (Hamming bucket path)
+_WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker thread
+
+
+# ----------------------------------------------------------------------------------------------------------- checks
+def _fail(msg):
+    raise HashbenchError(msg)
+
+
+def _check_zero(zero):
+    if zero not in ("count", "skip"):
+        _fail(f"zero={zero!r} is not allowed; use 'count' (zero-relevant queries score 0) or 'skip' (left out)")
+    return zero
+
+
+def _resolve_topk(topk, n):
+    if topk is None or (isinstance(topk, str) and topk == "all"):
+        return n
+    if isinstance(topk, (bool, np.bool_)) or not isinstance(topk, (int, np.integer)):
+        _fail(f"topk={topk!r} is not allowed; use a positive int, None or 'all'")
+    if topk < 1:
+        _fail(f"topk={topk!r} is not allowed; use a positive int, None or 'all'")
+    return int(min(int(topk), n))
+
+
+def default_rank_grid(n):
+    """1, 2, 5, 10, 20, 50, ... below n, then n itself (the whole database)."""
+    grid, base = [], 1
+    while base < n:
+        grid.extend(v for v in (base, 2 * base, 5 * base) if v < n)
+        base *= 10
+    grid.append(int(n))
+    return grid
+
+
+def _rank_grid(pn_points, n):
+    if pn_points is None:
+        return default_rank_grid(n)
+    try:
+        pts = [p for p in pn_points]
+    except TypeError:
+        pts = None
+    if not pts or any(isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)) or p < 1 for p in pts):
+        _fail(f"pn_points={pn_points!r} is not allowed; use None or a non-empty list of positive ints")
+    return sorted({int(min(p, n)) for p in pts})
+
+
+def _labels(labels, name, n_rows, n_classes=None):
+    a = np.asarray(labels)
+    if a.ndim != 2:
+        _fail(f"{name} has shape {a.shape}; expected a 2-D multi-hot array (n, classes)")
+    if a.shape[0] != n_rows:
+        _fail(f"{name} has {a.shape[0]} rows; expected {n_rows} (one per code)")
+    if n_classes is not None and a.shape[1] != n_classes:
+        _fail(f"{name} has {a.shape[1]} classes but the query labels have {n_classes}; both need the same classes")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        _fail(f"{name} contains NaN or inf; expected a multi-hot 0/1 array")
+    return a != 0
+
+
+def _words(bits):
+    """bool (n, B) -> uint64 (n, ceil(B/64)), little-endian bit order."""
+    n, b = bits.shape
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    nbytes = -(-max(b, 1) // 8)
+    nwords = -(-nbytes // 8)
+    out = np.zeros((n, nwords * 8), np.uint8)
+    out[:, :packed.shape[1]] = packed
+    return np.ascontiguousarray(out).view(np.uint64)
+
+
+def _sign_bits(codes, name):
+    a = np.asarray(codes)
+    if a.ndim != 2:
+        _fail(f"{name} has shape {a.shape}; expected a 2-D array (n, bits) of ±1 codes")
+    if a.dtype == np.bool_:
+        return a
+    if a.dtype.kind not in "iuf":
+        _fail(f"{name} has dtype {a.dtype}; expected ±1 codes as int8 or float")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        _fail(f"{name} contains NaN or inf; expected ±1 codes")
+    return a >= 0  # 0 is mapped to +1
+
+
+def _threads(threads):
+    if threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover
+            return max(1, os.cpu_count() or 1)
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        _fail(f"threads={threads!r} is not allowed; use None or a positive int")
+    return int(threads)
+
+
+# ----------------------------------------------------------------------------------------------------- primitives
+def _relevance(qmask, dmask, out=None):
+    """bool (nq, n): query and item share a label. qmask/dmask are uint64 label-bit words."""
+    rel = None
+    tmp = np.empty((qmask.shape[0], dmask.shape[0]), np.uint64)
+    for w in range(qmask.shape[1]):
+        np.bitwise_and(qmask[:, w, None], dmask[None, :, w], out=tmp)
+        if rel is None:
+            rel = np.not_equal(tmp, 0, out=out)
+        else:
+            rel |= tmp != 0
+    return rel
+
+
+def _hamming(qwords, dwords, out):
+    """Hamming distances (nq, n) written into `out` (uint8/uint16)."""
+    tmp = np.empty((qwords.shape[0], dwords.shape[0]), np.uint64)
+    for w in range(qwords.shape[1]):
+        np.bitwise_xor(qwords[:, w, None], dwords[None, :, w], out=tmp)
+        if w == 0:
+            np.bitwise_count(tmp, out=out, casting="unsafe")
+        else:
+            out += np.bitwise_count(tmp).astype(out.dtype)
+    return out
+
+
+def _ap_rows(srel):
+    """AP sums and hit counts of rank-ordered relevance rows (nq, K): Σ_k P@k·rel_k (numpy row sum) and N_q."""
+    k = srel.shape[1]
+    cum = np.cumsum(srel, axis=1, dtype=np.int64)
+    terms = cum / np.arange(1, k + 1, dtype=np.float64)
+    terms *= srel
+    return terms.sum(axis=1), cum[:, -1] if k else np.zeros(len(srel), np.int64)
+
+
+def _fmean(values):
+    values = list(values)
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+def _chunks(nq, n, bytes_per_pair, min_rows=1):
+    rows = int(max(min_rows, min(256, _WORK_BYTES // max(1, bytes_per_pair * n))))
+    return [(s, min(nq, s + rows)) for s in range(0, nq, rows)]
+
+
+def _run_chunks(fn, chunks, threads, progress, desc):
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(chunks), desc=desc, unit="chunk")
+    results = [None] * len(chunks)
+    try:
+        if threads <= 1 or len(chunks) == 1:
+            for i, c in enumerate(chunks):
+                results[i] = fn(*c)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            with ThreadPoolExecutor(threads) as ex:
+                futures = [ex.submit(fn, *c) for c in chunks]
+                for i, f in enumerate(futures):
+                    results[i] = f.result()
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+# --------------------------------------------------------------------------------------------- per-chunk kernels
+def _from_sorted_keys(keys, topk, grid):
+    """Metrics of a chunk from its ranking, sorted ascending on unique keys whose lowest bit is the relevance.
+    Also returns the running count of relevant items along the ranking (q, n)."""
+    n = keys.shape[1]
+    srel = (keys & 1).astype(np.bool_)
+    counts = np.cumsum(srel, axis=1, dtype=np.int32 if n < 2**31 else np.int64)
+    ap_sum, hits = _ap_rows(srel[:, :topk])
+    terms = counts / np.arange(1, n + 1, dtype=np.float64)
+    terms *= srel
+    del srel
+    ap_all = terms.sum(axis=1)
+    del terms
+    gidx = np.asarray(grid, np.int64) - 1
+    return {"ap_sum": ap_sum, "hits": hits, "ap_all_sum": ap_all, "n_rel": counts[:, -1].astype(np.int64),
+            "grid_rel": counts[:, gidx].astype(np.int64)}, counts
+
+
+def _hamming_sorted_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
+    """Hamming metrics of one query chunk from a full sort on the key (distance, index, relevance bit)."""
+    n = dw.shape[0]
+    q = r1 - r0
+    shift = max(1, int(n - 1).bit_length()) + 1
+    kdt = np.int32 if ((bits + 1) << shift) < 2**31 else np.int64
+    dist = np.empty((q, n), np.uint16 if bits > 255 else np.uint8)
+    _hamming(qw[r0:r1], dw, dist)
+    keys = dist.astype(kdt)
+    del dist
+    keys <<= shift
+    keys |= (np.arange(n, dtype=kdt) << 1)[None, :]
+    keys |= _relevance(qm[r0:r1], dm)
+    keys.sort(axis=1)
+    out, counts = _from_sorted_keys(keys, topk, grid)
+    # items with distance <= r (r = 0..bits) and the relevant items among them
+    bounds = (np.arange(1, bits + 2, dtype=np.int64) << shift).astype(kdt)
+    le = np.stack([np.searchsorted(keys[i], bounds) for i in range(q)]).astype(np.int64)  # (q, bits+1)
+    rows = np.repeat(np.arange(q), bits + 1)
+    rel_le = np.where(le > 0, counts[rows, np.maximum(le.ravel() - 1, 0)].reshape(q, bits + 1), 0)
+    out["le"], out["rel_le"] = le, rel_le.astype(np.int64)
+    return out
+
+
+def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
+    """Hamming metrics of one query chunk without sorting the database (see module docstring)."""
+    n = dw.shape[0]
+    q = r1 - r0
+    nb = bits + 1                       # distance buckets 0..bits
+    ntiles = -(-n // _TILE)
+    dist = np.empty((q, n), np.uint16 if bits > 255 else np.uint8)
+    _hamming(qw[r0:r1], dw, dist)
+    rel = _relevance(qm[r0:r1], dm)
+    # histogram per (query, tile, distance, relevance)
+    block_tiles = 16
+    block = block_tiles * _TILE
+    base = ((np.arange(q, dtype=np.int64)[:, None] * block_tiles
+             + (np.arange(block, dtype=np.int64) // _TILE)[None, :]) * (2 * nb))
+    hist = np.empty((q, ntiles, 2 * nb), np.int64)
+    idx = np.empty((q, block), np.int64)
+    for t0 in range(0, ntiles, block_tiles):
+        b0 = t0 * _TILE
+        b1 = min(n, b0 + block)
+        w = b1 - b0
+        nt = -(-w // _TILE)
+        ix = idx[:, :w]
+        np.add(base[:, :w], dist[:, b0:b1], out=ix)
+        ix += dist[:, b0:b1]
+        ix += rel[:, b0:b1]
+        counts = np.bincount(ix.ravel(), minlength=q * block_tiles * 2 * nb)
+        hist[:, t0:t0 + nt] = counts.reshape(q, block_tiles, 2 * nb)[:, :nt]
+    rel_tile = hist[:, :, 1::2]                       # (q, ntiles, nb)
+    cnt_tile = hist[:, :, 0::2] + rel_tile
+    cnt = cnt_tile.sum(axis=1)                        # (q, nb)
+    relc = rel_tile.sum(axis=1)
+    le = np.cumsum(cnt, axis=1)                       # items with d <= r
+    rel_le = np.cumsum(relc, axis=1)
+    n_rel = rel_le[:, -1]
+
+    # positions N (grid points and K): threshold bucket t, items needed from it m, relevant among them
+    pos = np.asarray(list(grid) + [topk], np.int64)   # (G,)
+    thr = (le[:, None, :] < pos[None, :, None]).sum(axis=2)  # (q, G) threshold bucket
+    rows = np.repeat(np.arange(q), len(pos))
+    t = thr.ravel()
+    p = np.tile(pos, q)
+    before = np.where(t > 0, le[rows, np.maximum(t - 1, 0)], 0)
+    rel_before = np.where(t > 0, rel_le[rows, np.maximum(t - 1, 0)], 0)
+    m = p - before                                    # 1..cnt[t]
+    ctile = np.cumsum(cnt_tile[rows, :, t], axis=1)   # (P, ntiles) items of bucket t up to each tile
+    rtile = np.cumsum(rel_tile[rows, :, t], axis=1)
+    tau = (ctile < m[:, None]).sum(axis=1)            # tile holding the m-th item of bucket t
+    prev = np.where(tau > 0, ctile[np.arange(len(m)), np.maximum(tau - 1, 0)], 0)
+    rprev = np.where(tau > 0, rtile[np.arange(len(m)), np.maximum(tau - 1, 0)], 0)
+    mm = m - prev                                     # 1.._TILE
+    cols = tau[:, None] * _TILE + np.arange(_TILE)[None, :]
+    valid = cols < n
+    cols = np.minimum(cols, n - 1)
+    eq = (dist[rows[:, None], cols] == t[:, None]) & valid
+    c = np.cumsum(eq, axis=1)
+    take = eq & (c <= mm[:, None])
+    rpart = (take & rel[rows[:, None], cols]).sum(axis=1)
+    cut = tau * _TILE + np.argmax(eq & (c == mm[:, None]), axis=1)  # index of the m-th item of bucket t
+    rel_top = (rel_before + rprev + rpart).reshape(q, len(pos))
+    grid_rel = rel_top[:, :-1]
+    t_k = thr[:, -1]
+    cut_k = cut.reshape(q, len(pos))[:, -1]
+
+    # stable top-K: buckets below t_k, then bucket t_k up to index cut_k; sorted by (row, distance, index)
+    sr, sc = np.nonzero(dist <= t_k[:, None])
+    sd = dist[sr, sc].astype(np.int64)
+    keep = (sd < t_k[sr]) | (sc <= cut_k[sr])
+    sr, sc, sd = sr[keep], sc[keep], sd[keep]
+    order = np.argsort((sr * nb + sd) * n + sc, kind="stable")
+    srel = rel[sr[order], sc[order]].reshape(q, topk)
+    ap_sum, hits = _ap_rows(srel)
+    return {"ap_sum": ap_sum, "hits": hits, "ap_all_sum": None, "n_rel": n_rel, "grid_rel": grid_rel,
+            "le": le, "rel_le": rel_le}
+
+
+def _aqd_chunk(table, assign_t, qm, dm, topk, grid, r0, r1):
+    n = assign_t.shape[1]
+    tab = table[r0:r1]                                  # (q, M, K) float32
+    q = tab.shape[0]
+    scores = np.take(tab[:, 0, :], assign_t[0], axis=1)
+    for m in range(1, tab.shape[1]):
+        scores += np.take(tab[:, m, :], assign_t[m], axis=1)
+    scores += np.float32(0.0)                            # -0.0 -> +0.0 so equal scores have equal bits
+    u = scores.view(np.uint32)
+    del scores
+    # descending score -> ascending key: negative floats keep their bits, positive ones get ~bits & 0x7fffffff
+    flip = (u >> np.uint32(31)) - np.uint32(1)           # 0xffffffff for positive, 0 for negative
+    flip &= np.uint32(0x7FFFFFFF)
+    u ^= flip
+    keys = u.astype(np.uint64)
+    del u, flip
+    keys <<= np.uint64(32)
+    keys |= (np.arange(n, dtype=np.uint64) << np.uint64(1))[None, :]
+    keys |= _relevance(qm[r0:r1], dm)
+    keys.sort(axis=1)
+    return _from_sorted_keys(keys, topk, grid)[0]
+
+
+# --------------------------------------------------------------------------------------------------------- results
+def _summarise(parts, nq, n, topk, zero, grid):
+    ap_sum = np.concatenate([p["ap_sum"] for p in parts])
+    hits = np.concatenate([p["hits"] for p in parts])
+    n_rel = np.concatenate([p["n_rel"] for p in parts])
+    grid_rel = np.concatenate([p["grid_rel"] for p in parts])
+    ap = [float(s) / int(h) if h > 0 else 0.0 for s, h in zip(ap_sum.tolist(), hits.tolist())]
+    kept = [a for a, h in zip(ap, hits.tolist()) if h > 0 or zero == "count"]
+    res = {"map": _fmean(kept), "topk": int(topk), "zero": zero, "n_query": int(nq), "n_database": int(n),
+           "n_query_scored": len(kept)}
+    if parts[0]["ap_all_sum"] is not None:
+        s_all = np.concatenate([p["ap_all_sum"] for p in parts])
+        res["map_all"] = _fmean(float(s) / int(r) if r > 0 else 0.0 for s, r in zip(s_all.tolist(), n_rel.tolist()))
+    else:
+        res["map_all"] = None
+    prec = [_fmean((grid_rel[:, j] / g).tolist()) for j, g in enumerate(grid)]
+    res["precision_at_n"] = {"n": [int(g) for g in grid], "precision": prec}
+    has_rel = n_rel > 0
+    recall = [_fmean((grid_rel[has_rel, j] / n_rel[has_rel]).tolist()) for j in range(len(grid))]
+    res["_rank_pr"] = {"rank": [int(g) for g in grid], "precision": prec, "recall": recall}
+    res["_n_rel"] = n_rel
+    res["_ap"] = ap
+    return res
+
+
+def _radius_pr(parts, bits, n_rel):
+    le = np.concatenate([p["le"] for p in parts]).astype(np.int64)
+    rel_le = np.concatenate([p["rel_le"] for p in parts]).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec_q = np.where(le > 0, rel_le / np.maximum(le, 1), 0.0)
+    has_rel = n_rel > 0
+    rec_q = rel_le[has_rel] / n_rel[has_rel, None]
+    precision = [_fmean(prec_q[:, r].tolist()) for r in range(bits + 1)]
+    recall = [_fmean(rec_q[:, r].tolist()) for r in range(bits + 1)]
+    return {"radius": list(range(bits + 1)), "precision": precision, "recall": recall}
+
+
+def _finish(res, keep_per_query):
+    rank_pr = res.pop("_rank_pr")
+    res.pop("_n_rel")
+    ap = res.pop("_ap")
+    if keep_per_query:
+        res["ap"] = ap
+    return res, rank_pr
+
+
+# ------------------------------------------------------------------------------------------------------ public API
+def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=None, zero="count", radius=2,
+                     pn_points=None, pr="radius", progress=False, map_all=True, threads=None,
+                     per_query=False) -> dict:
+    """Evaluate ±1 binary codes by Hamming ranking (stable ties). See the module docstring for the definitions.
+
+    Returns a dict with map, topk, zero, n_query, n_database, n_query_scored, map_all, precision_at_n {n, precision},
+    pr ({radius, precision, recall} for pr="radius", {rank, precision, recall} for pr="rank"), precision_radius,
+    radius. ``map_all=False`` skips the whole-ranking mAP (then None) and uses the faster sort-free path.
+    ``per_query=True`` adds ``ap``: the AP@K of every query (0 for queries without hits).
+    """
+    qbits = _sign_bits(query_codes, "query_codes")
+    dbits = _sign_bits(db_codes, "db_codes")
+    if qbits.shape[1] != dbits.shape[1]:
+        _fail(f"query_codes have {qbits.shape[1]} bits but db_codes have {dbits.shape[1]}; both need the same bits")
+    nq, bits = qbits.shape
+    n = dbits.shape[0]
+    if nq == 0 or n == 0 or bits == 0:
+        _fail(f"empty input: {nq} queries, {n} database items, {bits} bits; all must be positive")
+    ql = _labels(query_labels, "query_labels", nq)
+    dl = _labels(db_labels, "db_labels", n, ql.shape[1])
+    _check_zero(zero)
+    k = _resolve_topk(topk, n)
+    grid = _rank_grid(pn_points, n)
+    if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        _fail(f"radius={radius!r} is not allowed; use an int >= 0")
+    if pr not in ("radius", "rank"):
+        _fail(f"pr={pr!r} is not allowed; use 'radius' (PR over Hamming radius 0..bits) or 'rank' (PR by rank)")
+    nthreads = _threads(threads)
+    qw, dw = _words(qbits), _words(dbits)
+    qm, dm = _words(ql), _words(dl)
+    if map_all:
+        chunks = _chunks(nq, n, 40)
+
+        def fn(r0, r1):
+            return _hamming_sorted_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1)
+    else:
+        chunks = _chunks(nq, n, 24)
+
+        def fn(r0, r1):
+            return _hamming_bucket_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1)
+    parts = _run_chunks(fn, chunks, nthreads, progress, "evaluate (hamming)")
+    res = _summarise(parts, nq, n, k, zero, grid)
+    n_rel = res["_n_rel"]
+    radius_pr = _radius_pr(parts, bits, n_rel)
+    res, rank_pr = _finish(res, per_query)
+    res["pr"] = radius_pr if pr == "radius" else rank_pr
+    res["precision_radius"] = radius_pr["precision"][min(int(radius), bits)]
+    res["radius"] = int(radius)
+    return res
+
+
+def _aqd_table(query_features, codebooks, chunk=64):
+    """T[q, m, k] = <q, C[m, k]>: float64 products summed over D per entry (deterministic), stored as float32."""
+    nq = query_features.shape[0]
+    m, kk, _ = codebooks.shape
+    out = np.empty((nq, m, kk), np.float32)
+    cb = codebooks.astype(np.float64)
+    qf = query_features.astype(np.float64)
+    for s in range(0, nq, chunk):
+        out[s:s + chunk] = (qf[s:s + chunk, None, None, :] * cb[None]).sum(axis=-1)
+    return out
+
+
+def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, *, topk=None, zero="count",
+                 pn_points=None, progress=False, threads=None, per_query=False) -> dict:
+    """Evaluate quantized codes by the asymmetric inner-product score (descending, stable ties).
+
+    query_features (nq, D) real; db_assign (n, M) integer codeword indices; codebooks (M, K, D).
+    Returns a dict with map, topk, zero, n_query, n_database, n_query_scored, map_all,
+    precision_at_n {n, precision} and pr {rank, precision, recall} (same rank grid as precision_at_n).
+    """
+    qf = np.asarray(query_features)
+    cb = np.asarray(codebooks)
+    assign = np.asarray(db_assign)
+    if qf.ndim != 2 or qf.dtype.kind not in "iuf":
+        _fail(f"query_features has shape {qf.shape} and dtype {qf.dtype}; expected a real 2-D array (n, D)")
+    if cb.ndim != 3 or cb.dtype.kind not in "iuf":
+        _fail(f"codebooks has shape {cb.shape}; expected a real array (M, K, D)")
+    if cb.shape[2] != qf.shape[1]:
+        _fail(f"codebooks have dimension {cb.shape[2]} but query_features have {qf.shape[1]}; they must match")
+    if assign.ndim != 2 or assign.dtype.kind not in "iu" or assign.shape[1] != cb.shape[0]:
+        _fail(f"db_assign has shape {assign.shape} and dtype {assign.dtype}; expected integers (n, M={cb.shape[0]})")
+    if assign.size and (assign.min() < 0 or assign.max() >= cb.shape[1]):
+        _fail(f"db_assign has values in [{assign.min()}, {assign.max()}]; codeword indices must be in "
+              f"[0, {cb.shape[1] - 1}]")
+    if not (np.isfinite(qf).all() and np.isfinite(cb).all()):
+        _fail("query_features or codebooks contain NaN or inf; expected finite values")
+    nq, n = qf.shape[0], assign.shape[0]
+    if nq == 0 or n == 0:
+        _fail(f"empty input: {nq} queries, {n} database items; both must be positive")
+    if n >= 2**31:
+        _fail(f"db_assign has {n} items; at most 2**31 - 1 are supported")
+    ql = _labels(query_labels, "query_labels", nq)
+    dl = _labels(db_labels, "db_labels", n, ql.shape[1])
+    _check_zero(zero)
+    k = _resolve_topk(topk, n)
+    grid = _rank_grid(pn_points, n)
+    nthreads = _threads(threads)
+    qm, dm = _words(ql), _words(dl)
+    table = _aqd_table(qf, cb)
+    assign_t = np.ascontiguousarray(assign.T.astype(np.intp))
+    chunks = _chunks(nq, n, 40)
+    parts = _run_chunks(lambda r0, r1: _aqd_chunk(table, assign_t, qm, dm, k, grid, r0, r1), chunks, nthreads,
+                        progress, "evaluate (aqd)")
+    res = _summarise(parts, nq, n, k, zero, grid)
+    res, rank_pr = _finish(res, per_query)
+    res["pr"] = rank_pr
+    return res
+
+
+def mean_average_precision(query_codes, db_codes, query_labels, db_labels, *, topk=None, zero="count") -> float:
+    """mAP@K of ±1 codes under Hamming ranking (stable ties); a shortcut for evaluate_hamming(...)["map"]."""
+    return evaluate_hamming(query_codes, db_codes, query_labels, db_labels, topk=topk, zero=zero,
+                            map_all=False, threads=1)["map"]
