@@ -58,9 +58,24 @@ def test_csr_tags_keep_given_vocab_order(tmp_path):
                   tags=(["zeta", "alpha"], [0, 2, 2, 3], [0, 1, 1]))
     with open_dataset(tmp_path) as ds:
         assert ds.tag_vocab() == ["zeta", "alpha"]
+        assert ds.text_vocab() is None
         assert ds.tags() == [["zeta", "alpha"], [], ["alpha"]]
         assert ds.modalities == {"tags"}
         assert ds.partition() is None
+
+
+def test_text_with_own_vocab(tmp_path):
+    labels, _ = _toy(n=3)
+    write_dataset(tmp_path, name="t", labels=labels, class_names="abc", tags=[["a"], ["b"], []],
+                  text=np.eye(3, 2), text_vocab=["w1", "w2"])
+    with open_dataset(tmp_path) as ds:
+        assert not ds.text_from_tags and ds.text_vocab() == ["w1", "w2"]
+        assert ds.text().shape == (3, 2)
+    with pytest.raises(HashbenchError, match="text_vocab: 1 words given for 2 text columns"):
+        write_dataset(tmp_path, name="t", labels=labels, class_names="abc", text=np.eye(3, 2), text_vocab=["w"])
+    write_dataset(tmp_path, name="t", labels=labels, class_names="abc", tags=[["a"], ["b"], []], text=np.eye(3, 2))
+    with open_dataset(tmp_path) as ds:
+        assert ds.text_from_tags and ds.text_vocab() == ["a", "b"]
 
 
 def test_path_based_images(tmp_path):

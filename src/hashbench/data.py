@@ -146,6 +146,7 @@ def write_dataset(
     image_root: str | None = None,
     tags=None,
     text=None,
+    text_vocab: Sequence[str] | None = None,
     partition=None,
     single_label: bool = False,
     extra_manifest: dict | None = None,
@@ -157,7 +158,8 @@ def write_dataset(
     `tags` is a list of tag lists per item (the vocab becomes the sorted distinct tags) or ``(vocab, indptr,
     indices)``. `extra_arrays` are stored as top-level datasets (e.g. ``source_ids``); `extra_files` maps file
     names to JSON-serialisable objects written next to the h5 file and listed (with md5) in the manifest.
-    `extra_manifest` keys (e.g. ``source``, ``generator``) are merged into the manifest.
+    `extra_manifest` keys (e.g. ``source``, ``generator``) are merged into the manifest. `text_vocab` names the
+    text columns when the bag of words is not over the tag vocabulary (stored as the root attr ``text_vocab``).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,11 @@ def write_dataset(
         text = np.asarray(text, dtype=np.float32)
         if text.ndim != 2 or text.shape[0] != n:
             raise HashbenchError(f"text: shape {text.shape} is not allowed; use ({n}, V)")
-        text_from_tags = csr is not None and text.shape[1] == len(csr[0])
+        if text_vocab is not None:
+            text_vocab = [str(w) for w in text_vocab]
+            if len(text_vocab) != text.shape[1]:
+                raise HashbenchError(f"text_vocab: {len(text_vocab)} words given for {text.shape[1]} text columns")
+        text_from_tags = text_vocab is None and csr is not None and text.shape[1] == len(csr[0])
         modalities.append("text")
     if partition is not None:
         partition = np.asarray(partition)
@@ -223,6 +229,8 @@ def write_dataset(
             f.attrs["class_names"] = json.dumps(class_names, ensure_ascii=False)
             f.attrs["single_label"] = bool(single_label)
             f.attrs["text_from_tags"] = bool(text_from_tags)
+            if text_vocab is not None:
+                f.attrs["text_vocab"] = json.dumps(text_vocab, ensure_ascii=False)
             f.create_dataset("labels", data=labels, track_times=False)
             if images is not None:
                 chunks = (min(max(n, 1), 256),) + images.shape[1:]
@@ -414,6 +422,13 @@ class Dataset:
 
     def text(self, index=None) -> np.ndarray:
         return _read_rows(self._need("text", "text"), self._idx(index, "text")).astype(np.float32, copy=False)
+
+    def text_vocab(self) -> list[str] | None:
+        """Names of the text columns: the tag vocabulary when the text is over it, else the stored list."""
+        if self.text_from_tags:
+            return self.tag_vocab()
+        raw = self._f.attrs.get("text_vocab")
+        return None if raw is None else json.loads(raw)
 
     def partition(self) -> np.ndarray | None:
         return self._f["partition"][()] if "partition" in self._f else None

@@ -513,4 +513,7 @@ def shared_data_dir() -> Path:
     env = os.environ.get("HASHBENCH_SHARED")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    from_cwd = Path.cwd().parent / "shared" / "data"  # stages and tests run from the repository root
+    if from_cwd.is_dir():
+        return from_cwd
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"  # src/hashbench/ -> repo root -> ..
