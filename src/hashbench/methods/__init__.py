@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from ..errors import HashbenchError
 from .base import DatasetInfo, Method, TrainSet
+from .djsrh import DJSRH
 from .dnnh import DNNH
 from .lsh import LSH
 
-REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH)}
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH)}
 
 
 def get_method(name) -> type[Method]:
