@@ -23,14 +23,14 @@ BACKBONES = ("smallcnn", "alexnet", "resnet18", "vgg16")
 
 
 class SmallCNN(nn.Module):
-    """Three conv blocks + global average pooling + one hidden layer: enough for 28x28 / 56x56 digit scenes."""
+    """Three conv blocks + global average pooling + one hidden layer: enough for 28x28 / 56x56 digit scenes, and
+    small enough to train in a minute on 2 CPU cores."""
 
     def __init__(self, in_channels: int, feature_dim: int = 256):
         super().__init__()
 
         def block(cin, cout):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                 nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
                                  nn.MaxPool2d(2))
 
         self.features = nn.Sequential(block(in_channels, 32), block(32, 64), block(64, 128))

@@ -1,0 +1,92 @@
+"""Glue the stages share: what a method may see of the dataset, saving/loading a trained method, the codes file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from .data import Dataset
+from .errors import HashbenchError
+from .methods import DatasetInfo, Method, TrainSet, get_method
+
+MODEL = Path("models/model.pt")
+MODEL_META = Path("models/model.json")
+
+
+def dataset_info(dataset: Dataset) -> DatasetInfo:
+    text_dim = dataset.text([0]).shape[1] if "text" in dataset.modalities else 0
+    return DatasetInfo(name=dataset.name, image_shape=tuple(dataset.image_shape), n_classes=dataset.n_classes,
+                       modalities=frozenset(dataset.modalities), text_dim=int(text_dim))
+
+
+def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: str | Path = "data/tags") -> TrainSet:
+    """Only what the method declares in `needs` is read; labels stay None for methods that do not declare them."""
+    train = split["train"]
+    data = TrainSet(images=dataset.images(train))
+    if "labels" in method.needs:
+        data.labels = dataset.labels(train)
+    if "text" in method.needs:
+        data.texts = dataset.text(train)
+    if "tags" in method.needs:
+        from .tags import load_targets
+
+        data.tag_targets, data.tag_embeddings = load_targets(tags_folder, train)
+    if "unlabeled" in method.needs:
+        if "unlabeled" not in split:
+            raise HashbenchError(f"method {method.name} needs unlabeled images; dataset {dataset.name}'s split has none")
+        data.unlabeled_images = dataset.images(split["unlabeled"])
+    return data
+
+
+def save_model(method: Method, folder: Path = MODEL.parent) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(method.state_dict(), MODEL)
+    info = method.info
+    meta = {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params,
+            "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
+                        "modalities": sorted(info.modalities), "text_dim": info.text_dim}}
+    MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_model() -> Method:
+    if not MODEL.is_file() or not MODEL_META.is_file():
+        raise HashbenchError(f"{MODEL}: no trained model; run `dvc repro train`")
+    meta = json.loads(MODEL_META.read_text())
+    d = meta["dataset"]
+    info = DatasetInfo(d["name"], tuple(d["image_shape"]), d["n_classes"], frozenset(d["modalities"]), d["text_dim"])
+    method = get_method(meta["method"])(meta["bits"], meta["seed"], meta["params"], info)
+    method.load_state_dict(torch.load(MODEL, weights_only=True))
+    return method
+
+
+def directions(method: type[Method]) -> dict[str, tuple[str, str]]:
+    """Retrieval directions: name -> (query modality, database modality)."""
+    pairs = {"i2i": ("image", "image")}
+    if "text" in method.modalities:
+        pairs.update({"i2t": ("image", "text"), "t2i": ("text", "image"), "t2t": ("text", "text")})
+    return pairs
+
+
+def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray]) -> None:
+    """codes: {"query/image": array, "database/text": array, ...}; plus codebooks for quantized methods."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(method=method.name, bits=method.bits, dataset=method.info.name, quantized=method.quantized,
+                       preset=json.dumps(method.preset), directions=json.dumps(directions(type(method))))
+        for key, array in codes.items():
+            f.create_dataset(key, data=array)
+        if method.quantized:
+            f.create_dataset("codebooks", data=method.codebooks().astype(np.float32))
+
+
+def read_codes(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    if not path.is_file():
+        raise HashbenchError(f"{path}: no codes; run `dvc repro encode`")
+    with h5py.File(path, "r") as f:
+        attrs = {k: (json.loads(v) if k in ("preset", "directions") else v) for k, v in f.attrs.items()}
+        arrays = {}
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return attrs, arrays

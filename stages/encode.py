@@ -1,0 +1,29 @@
+"""encode: codes for the query and database items, per modality the method encodes. Reads no params.
+
+Writes data/codes.h5: query/<modality> and database/<modality> (+-1 codes, or for quantized methods query
+features and database codeword assignments with the codebooks).
+"""
+from pathlib import Path
+
+from hashbench.data import open_dataset
+from hashbench.pipeline import load_model, write_codes
+from hashbench.splits import load_split
+from hashbench.stage import run_stage
+
+OUT = Path("data/codes.h5")
+
+
+def main():
+    method = load_model()
+    split = load_split("data/split")
+    codes = {}
+    with open_dataset("data/raw") as dataset:
+        for role in ("query", "database"):
+            for modality in method.modalities:
+                items = dataset.images(split[role]) if modality == "image" else dataset.text(split[role])
+                codes[f"{role}/{modality}"] = method.encode(items, modality=modality, role=role)
+    write_codes(OUT, method, codes)
+
+
+if __name__ == "__main__":
+    run_stage(main, outputs=[OUT])

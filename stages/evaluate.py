@@ -1,0 +1,68 @@
+"""evaluate: label-based retrieval metrics with the one evaluator, per retrieval direction. Reads params: evaluate.
+
+`evaluate.protocol: paper` uses the method's paper protocol (K, zero-relevant policy, directions) where it has one,
+otherwise the block's own topk/zero. Writes metrics/eval.json, plots/pr/<direction>.json and
+plots/precision_at_n/<direction>.json (one file per curve, so `dvc plots` draws each).
+"""
+import json
+from pathlib import Path
+
+from hashbench.config import Param, load_params, validate
+from hashbench.data import open_dataset
+from hashbench.evaluation import evaluate_aqd, evaluate_hamming
+from hashbench.pipeline import read_codes
+from hashbench.splits import load_split
+from hashbench.stage import run_stage
+
+SCHEMA = {
+    "protocol": Param("paper", str, choices=("paper", "custom")),
+    "topk": Param(None, int, ge=1, nullable=True),  # null = the whole database
+    "zero": Param("count", str, choices=("count", "skip")),
+    "radius": Param(2, int, ge=0),
+}
+OUTS = ["metrics/eval.json", "plots/pr", "plots/precision_at_n"]
+
+
+def main():
+    p = validate("evaluate", load_params().get("evaluate"), SCHEMA)
+    attrs, codes = read_codes(Path("data/codes.h5"))
+    preset = attrs["preset"] if p["protocol"] == "paper" else {}
+    topk, zero = preset.get("topk", p["topk"]), preset.get("zero", p["zero"])
+    directions = {d: attrs["directions"][d] for d in preset.get("directions", attrs["directions"])}
+    split = load_split("data/split")
+    with open_dataset("data/raw") as dataset:
+        query_labels, db_labels = dataset.labels(split["query"]), dataset.labels(split["database"])
+    metrics = {"method": attrs["method"], "bits": int(attrs["bits"]), "dataset": attrs["dataset"],
+               "topk": topk if topk is not None else "all", "zero": zero, "ties": "stable", "norm": "retrieved",
+               "n_query": len(query_labels), "n_database": len(db_labels),
+               "map": {}, "map_all": {}, "precision_radius": {}}
+    for folder in ("plots/pr", "plots/precision_at_n"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, (q_mod, db_mod) in directions.items():
+        query, database = codes[f"query/{q_mod}"], codes[f"database/{db_mod}"]
+        if attrs["quantized"]:
+            result = evaluate_aqd(query, database, codes["codebooks"], query_labels, db_labels,
+                                  topk=topk, zero=zero, progress=True)
+            pr = [{"rank": k, "precision": pr_, "recall": r}
+                  for k, pr_, r in zip(result["pr"]["rank"], result["pr"]["precision"], result["pr"]["recall"])]
+        else:
+            result = evaluate_hamming(query, database, query_labels, db_labels, topk=topk, zero=zero,
+                                      radius=p["radius"], progress=True)
+            metrics["precision_radius"][name] = result["precision_radius"]
+            pr = [{"radius": k, "precision": pr_, "recall": r}
+                  for k, pr_, r in zip(result["pr"]["radius"], result["pr"]["precision"], result["pr"]["recall"])]
+        metrics["map"][name] = result["map"]
+        metrics["map_all"][name] = result["map_all"]
+        pn = result["precision_at_n"]
+        Path(f"plots/pr/{name}.json").write_text(json.dumps(pr, indent=1) + "\n")
+        Path(f"plots/precision_at_n/{name}.json").write_text(
+            json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1) + "\n")
+    if not metrics["precision_radius"]:
+        del metrics["precision_radius"]
+    else:
+        metrics["radius"] = p["radius"]
+    Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    run_stage(main, outputs=OUTS)

@@ -1,0 +1,60 @@
+"""plot: PNG pictures of the curves, the training loss and a ranked list. Reads params: plot.
+
+The ranked list shows the first `plot.queries` queries (image → image) with their top `plot.top` items, ties broken
+by database index as in the evaluator.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hashbench import plots
+from hashbench.config import Param, load_params, validate
+from hashbench.data import open_dataset
+from hashbench.pipeline import read_codes
+from hashbench.splits import load_split
+from hashbench.stage import run_stage
+
+SCHEMA = {"queries": Param(6, int, ge=1, le=50), "top": Param(10, int, ge=1, le=30)}
+OUT = Path("plots/images")
+
+
+def read_curves(folder: str) -> dict[str, list[dict]]:
+    return {f.stem: json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))}
+
+
+def top_items(attrs, codes, n_queries: int, top: int) -> np.ndarray:
+    query = codes["query/image"][:n_queries].astype(np.float32)
+    if attrs["quantized"]:  # asymmetric score: query feature . reconstructed database item
+        books = codes["codebooks"]
+        assign = codes["database/image"].astype(np.int64)
+        score = -(query @ books[np.arange(books.shape[0]), assign].sum(1).T)
+    else:  # Hamming distance, up to a constant
+        score = -(query @ codes["database/image"].astype(np.float32).T)
+    return np.argsort(score, axis=1, kind="stable")[:, :top]
+
+
+def main():
+    p = validate("plot", load_params().get("plot"), SCHEMA)
+    attrs, codes = read_codes(Path("data/codes.h5"))
+    title = f"{attrs['method']}, {int(attrs['bits'])} bits, {attrs['dataset']}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    plots.curves(read_curves("plots/pr"), "recall", "precision", f"precision-recall: {title}", OUT / "pr.png")
+    plots.curves(read_curves("plots/precision_at_n"), "n", "precision", f"precision@N: {title}",
+                 OUT / "precision_at_n.png", xlog=True)
+    plots.loss(json.loads(Path("plots/loss.json").read_text()), title, OUT / "loss.png")
+    split = load_split("data/split")
+    n_queries = min(p["queries"], len(split["query"]))
+    ranked = top_items(attrs, codes, n_queries, p["top"])
+    with open_dataset("data/raw") as dataset:
+        queries = split["query"][:n_queries]
+        items = split["database"][ranked]
+        q_labels, i_labels = dataset.labels(queries), dataset.labels(items.ravel()).reshape(*items.shape, -1)
+        relevant = (q_labels[:, None, :].astype(np.int32) * i_labels).sum(-1) > 0
+        ranked_images = dataset.images(items.ravel()).reshape(*items.shape, *dataset.image_shape)
+        plots.ranked_list(dataset.images(queries), ranked_images, relevant, f"top {p['top']}: {title}",
+                          OUT / "ranked.png")
+
+
+if __name__ == "__main__":
+    run_stage(main, outputs=[OUT])

@@ -1,0 +1,112 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from hashbench import networks
+from hashbench.errors import HashbenchError
+from hashbench.methods import REGISTRY, DatasetInfo, TrainSet, get_method
+from hashbench.pipeline import dataset_info, train_set
+
+IMAGE_ONLY = DatasetInfo("mnist5k", (28, 28, 1), 10, frozenset({"image"}))
+TINY_DNNH = {"epochs": 2, "classes_per_batch": 4, "images_per_class": 4}
+
+
+def tiny_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    labels = np.eye(10, dtype=np.uint8)[np.arange(n) % 10]
+    return images, labels
+
+
+def test_unknown_method_names_the_allowed_ones():
+    with pytest.raises(HashbenchError, match="method: 'foo' is not allowed; use one of .*dnnh"):
+        get_method("foo")
+
+
+@pytest.mark.parametrize("bits", [0, -8, 2.5, True])
+def test_bad_bits_rejected(bits):
+    with pytest.raises(HashbenchError, match="^bits: "):
+        get_method("dnnh")(bits, 0, TINY_DNNH, IMAGE_ONLY)
+
+
+def test_negative_learning_rate_rejected():
+    with pytest.raises(HashbenchError, match=r"^dnnh\.lr: -0\.1 is not allowed; use a number > 0$"):
+        get_method("dnnh")(16, 0, {"lr": -0.1}, IMAGE_ONLY)
+
+
+@pytest.mark.parametrize("name", ["dnnh", "lsh"])
+def test_image_only_methods_refuse_text(name):
+    method = get_method(name)(16, 0, TINY_DNNH if name == "dnnh" else None, IMAGE_ONLY)
+    with pytest.raises(HashbenchError, match="modality: 'text' is not allowed"):
+        method.encode(np.zeros((2, 5), np.float32), modality="text")
+
+
+def test_dnnh_is_deterministic_and_survives_save_load():
+    images, labels = tiny_data()
+    runs = []
+    for _ in range(2):
+        method = get_method("dnnh")(16, 3, TINY_DNNH, IMAGE_ONLY)
+        history = method.fit(TrainSet(images, labels=labels))
+        runs.append((history, method.encode(images)))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+    codes = runs[0][1]
+    assert codes.dtype == np.int8 and codes.shape == (64, 16) and set(np.unique(codes)) <= {-1, 1}
+    state = {k: v.clone() for k, v in method.state_dict().items()}
+    fresh = get_method("dnnh")(16, 99, TINY_DNNH, IMAGE_ONLY)
+    fresh.load_state_dict(state)
+    assert np.array_equal(fresh.encode(images), runs[1][1])
+
+
+def test_dnnh_training_lowers_the_loss():
+    images, labels = tiny_data(n=80)
+    history = get_method("dnnh")(16, 0, {**TINY_DNNH, "epochs": 8, "lr": 0.01}, IMAGE_ONLY).fit(
+        TrainSet(images, labels=labels))
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_lsh_codes_are_sign_random_projections_of_centred_pixels():
+    images, _ = tiny_data()
+    method = get_method("lsh")(24, 5, None, IMAGE_ONLY)
+    method.fit(TrainSet(images))
+    x = images.reshape(64, -1) / 255.0
+    expected = np.where((x - x.mean(0)) @ method.projection >= 0, 1, -1)
+    assert np.array_equal(method.encode(images), expected)
+
+
+def test_train_set_holds_only_what_the_method_declares(mnist5k_tags):
+    dataset, split = mnist5k_tags
+    assert train_set(REGISTRY["lsh"], dataset, split).labels is None
+    data = train_set(REGISTRY["dnnh"], dataset, split)
+    assert data.labels is not None and data.texts is None
+    assert len(data) == len(split["train"])
+
+
+def test_dataset_info_reads_modalities(mnist5k, mnist5k_tags):
+    assert dataset_info(mnist5k[0]).modalities == {"image"}
+    info = dataset_info(mnist5k_tags[0])
+    assert {"image", "text"} <= info.modalities and info.text_dim > 0 and info.image_shape == (56, 56, 1)
+
+
+def test_missing_imagenet_weights_name_file_and_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import torchvision.models as tvm
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(HashbenchError) as err:
+        networks.Backbone("resnet18", (28, 28, 1), pretrained=True)
+    message = str(err.value)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg16"])
+def test_imagenet_backbones_take_grayscale_digits(name):
+    backbone = networks.Backbone(name, (28, 28, 1), pretrained=False, input_size=64).eval()
+    with torch.no_grad():
+        features = backbone(backbone.prepare(np.zeros((2, 28, 28, 1), np.uint8)))
+    assert features.shape == (2, backbone.feature_dim)

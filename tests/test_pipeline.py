@@ -1,0 +1,98 @@
+"""End to end: `dvc repro` of a tiny configuration in a temporary copy of the repository."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd, check=True):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git + DVC copy of the project's tracked files, with a tiny configuration, reproduced once."""
+    root = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        src = REPO / name
+        if src.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")) and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.update(dataset="mnist5k", method="dnnh", bits=32)
+    params["dnnh"].update(epochs=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git init -q && git add -A && git commit -qm init", root)
+    proc = run("dvc repro", root)
+    assert ran_stages(proc.stdout) == [s for s in ["download", "split", "tags", "train", "encode", "evaluate", "plot"]
+                                        if s in (root / "dvc.yaml").read_text()]
+    run("git add -A && git commit -qm repro", root)
+    return root
+
+
+def test_outputs_a_user_looks_at(repo):
+    import json
+
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    assert 0 < metrics["map"]["i2i"] <= 1 and metrics["bits"] == 32 and metrics["method"] == "dnnh"
+    assert metrics["n_query"] == 500 and metrics["n_database"] == 4500
+    train = json.loads((repo / "metrics/train.json").read_text())
+    assert train["epochs"] == 1 and train["samples_per_second"] > 0
+    for png in ("pr.png", "precision_at_n.png", "loss.png", "ranked.png"):
+        assert (repo / "plots/images" / png).stat().st_size > 1000
+    assert json.loads((repo / "plots/pr/i2i.json").read_text())
+    shown = run("dvc plots show --json", repo).stdout
+    assert "plots/pr/i2i.json" in shown and "errors" not in json.loads(shown)
+
+
+def test_second_repro_runs_nothing(repo):
+    proc = run("dvc repro", repo)
+    assert ran_stages(proc.stdout) == []
+
+
+def test_changing_bits_and_method_reruns_only_train_to_plot(repo):
+    proc = run("dvc exp run -S bits=16 -S method=lsh", repo)
+    assert ran_stages(proc.stdout) == ["train", "encode", "evaluate", "plot"]
+    diff = run("dvc metrics diff", repo).stdout
+    assert "map.i2i" in diff and "bits" in diff
+    run("git checkout -q -- . && dvc checkout -q", repo, check=False)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("method", "foo", "error: method: 'foo' is not allowed; use one of"),
+    ("bits", "-4", "error: bits: -4 is not allowed"),
+    ("dnnh.lr", "-0.1", "error: dnnh.lr: -0.1 is not allowed; use a number > 0"),
+    ("dataset", "cifar", "error: dataset: 'cifar' is not allowed; use one of"),
+])
+def test_bad_input_stops_with_one_line(repo, key, value, message):
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    block, _, leaf = key.rpartition(".")
+    (params[block] if block else params)[leaf] = yaml.safe_load(value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        proc = run("dvc repro", repo, check=False)
+        assert proc.returncode != 0
+        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and errors[0].startswith(message), proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+    finally:
+        (repo / "params.yaml").write_text(original)
