@@ -6,8 +6,9 @@ from .base import DatasetInfo, Method, TrainSet
 from .djsrh import DJSRH
 from .dnnh import DNNH
 from .lsh import LSH
+from .wsdhq import WSDHQ
 
-REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH)}
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ)}
 
 
 def get_method(name) -> type[Method]:
