@@ -1,7 +1,7 @@
 """plot: PNG pictures of the curves, the training loss and a ranked list. Reads params: plot.
 
-The ranked list shows the first `plot.queries` queries (image → image) with their top `plot.top` items, ties broken
-by database index as in the evaluator.
+The ranked list shows `plot.queries` queries spread evenly over the query set (image → image) with their top
+`plot.top` items, ties broken by database index as in the evaluator.
 """
 import json
 from pathlib import Path
@@ -23,8 +23,8 @@ def read_curves(folder: str) -> dict[str, list[dict]]:
     return {f.stem: json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))}
 
 
-def top_items(attrs, codes, n_queries: int, top: int) -> np.ndarray:
-    query = codes["query/image"][:n_queries].astype(np.float32)
+def top_items(attrs, codes, picks: np.ndarray, top: int) -> np.ndarray:
+    query = codes["query/image"][picks].astype(np.float32)
     if attrs["quantized"]:  # asymmetric score: query feature . reconstructed database item
         books = codes["codebooks"]
         assign = codes["database/image"].astype(np.int64)
@@ -44,10 +44,10 @@ def main():
                  OUT / "precision_at_n.png", xlog=True)
     plots.loss(json.loads(Path("plots/loss.json").read_text()), title, OUT / "loss.png")
     split = load_split("data/split")
-    n_queries = min(p["queries"], len(split["query"]))
-    ranked = top_items(attrs, codes, n_queries, p["top"])
+    picks = np.unique(np.linspace(0, len(split["query"]) - 1, p["queries"]).astype(np.int64))
+    ranked = top_items(attrs, codes, picks, p["top"])
     with open_dataset("data/raw") as dataset:
-        queries = split["query"][:n_queries]
+        queries = split["query"][picks]
         items = split["database"][ranked]
         q_labels, i_labels = dataset.labels(queries), dataset.labels(items.ravel()).reshape(*items.shape, -1)
         relevant = (q_labels[:, None, :].astype(np.int32) * i_labels).sum(-1) > 0

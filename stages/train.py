@@ -13,7 +13,7 @@ from hashbench.pipeline import dataset_info, save_model, train_set
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
-OUTS = ["models", "metrics/train.json", "plots/loss.json"]
+OUTS = ["models/model.pt", "models/model.json", "metrics/train.json", "plots/loss.json"]
 
 
 def main():
