@@ -47,6 +47,7 @@ from hashbench.errors import HashbenchError
 __all__ = ["evaluate_hamming", "evaluate_aqd", "mean_average_precision", "default_rank_grid"]
 
 _TILE = 1024  # database items per histogram tile (Hamming bucket path)
+_BLOCK_PAIRS = 2**18  # query x database pairs per cache block
 _WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker thread
 
 
@@ -107,14 +108,16 @@ def _labels(labels, name, n_rows, n_classes=None):
 
 
 def _words(bits):
-    """bool (n, B) -> uint64 (n, ceil(B/64)), little-endian bit order."""
+    """bool (n, B) -> (n, words) packed bits, little-endian bit order: one uint8/16/32 word when B <= 32,
+    otherwise uint64 words."""
     n, b = bits.shape
     packed = np.packbits(bits, axis=1, bitorder="little")
-    nbytes = -(-max(b, 1) // 8)
-    nwords = -(-nbytes // 8)
-    out = np.zeros((n, nwords * 8), np.uint8)
-    out[:, :packed.shape[1]] = packed
-    return np.ascontiguousarray(out).view(np.uint64)
+    nbytes = packed.shape[1]
+    size = 1 if nbytes <= 1 else 2 if nbytes <= 2 else 4 if nbytes <= 4 else 8
+    nwords = -(-max(nbytes, 1) // size)
+    out = np.zeros((n, nwords * size), np.uint8)
+    out[:, :nbytes] = packed
+    return out.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[size])
 
 
 def _sign_bits(codes, name):
@@ -144,8 +147,8 @@ def _threads(threads):
 # ----------------------------------------------------------------------------------------------------- primitives
 def _relevance(qmask, dmask, out=None):
     """bool (nq, n): query and item share a label. qmask/dmask are uint64 label-bit words."""
+    tmp = np.empty((qmask.shape[0], dmask.shape[0]), qmask.dtype)
     rel = None
-    tmp = np.empty((qmask.shape[0], dmask.shape[0]), np.uint64)
     for w in range(qmask.shape[1]):
         np.bitwise_and(qmask[:, w, None], dmask[None, :, w], out=tmp)
         if rel is None:
@@ -155,16 +158,43 @@ def _relevance(qmask, dmask, out=None):
     return rel
 
 
-def _hamming(qwords, dwords, out):
-    """Hamming distances (nq, n) written into `out` (uint8/uint16)."""
-    tmp = np.empty((qwords.shape[0], dwords.shape[0]), np.uint64)
-    for w in range(qwords.shape[1]):
-        np.bitwise_xor(qwords[:, w, None], dwords[None, :, w], out=tmp)
-        if w == 0:
-            np.bitwise_count(tmp, out=out, casting="unsafe")
-        else:
-            out += np.bitwise_count(tmp).astype(out.dtype)
-    return out
+def _key_dtype(bits):
+    return np.uint8 if 2 * bits + 2 <= 255 else np.uint16
+
+
+def _hamming_keys(qw, dw, qm, dm, out, block):
+    """Fill out (q, n) with 2·Hamming distance + relevance, in database blocks that stay in cache.
+    Yields (b0, b1) after each block so callers can use it while it is still in cache."""
+    q, n = qw.shape[0], dw.shape[0]
+    tmp = np.empty((q, block), qw.dtype)
+    tmpl = np.empty((q, block), qm.dtype)
+    cnt = np.empty((q, block), out.dtype)
+    relb = np.empty((q, block), np.bool_)
+    relw = np.empty((q, block), np.bool_)
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        w = b1 - b0
+        t, c, r = tmp[:, :w], out[:, b0:b1], relb[:, :w]
+        for i in range(qw.shape[1]):
+            np.bitwise_xor(qw[:, i, None], dw[None, b0:b1, i], out=t)
+            if i == 0:
+                np.bitwise_count(t, out=c, casting="unsafe")
+            else:
+                c += np.bitwise_count(t, out=cnt[:, :w], casting="unsafe")
+        c <<= 1
+        tl = tmpl[:, :w]
+        for i in range(qm.shape[1]):
+            np.bitwise_and(qm[:, i, None], dm[None, b0:b1, i], out=tl)
+            if i == 0:
+                np.not_equal(tl, 0, out=r)
+            else:
+                r |= np.not_equal(tl, 0, out=relw[:, :w])
+        c |= r
+        yield b0, b1
+
+
+def _block_size(q):
+    return max(_TILE, (_BLOCK_PAIRS // max(1, q)) // _TILE * _TILE)
 
 
 def _ap_rows(srel):
@@ -235,13 +265,22 @@ def _hamming_sorted_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
     q = r1 - r0
     shift = max(1, int(n - 1).bit_length()) + 1
     kdt = np.int32 if ((bits + 1) << shift) < 2**31 else np.int64
-    dist = np.empty((q, n), np.uint16 if bits > 255 else np.uint8)
-    _hamming(qw[r0:r1], dw, dist)
-    keys = dist.astype(kdt)
-    del dist
-    keys <<= shift
-    keys |= (np.arange(n, dtype=kdt) << 1)[None, :]
-    keys |= _relevance(qm[r0:r1], dm)
+    key8 = np.empty((q, n), _key_dtype(bits))
+    keys = np.empty((q, n), kdt)
+    block = _block_size(q)
+    kb, rb = np.empty((q, block), kdt), np.empty((q, block), kdt)
+    ib = np.arange(n, dtype=kdt) << 1
+    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key8, block):
+        w = b1 - b0
+        k, r = kb[:, :w], rb[:, :w]
+        np.copyto(k, key8[:, b0:b1], casting="unsafe")
+        np.bitwise_and(k, 1, out=r)
+        k >>= 1
+        k <<= shift
+        k |= ib[None, b0:b1]
+        k |= r
+        keys[:, b0:b1] = k
+    del key8
     keys.sort(axis=1)
     out, counts = _from_sorted_keys(keys, topk, grid)
     # items with distance <= r (r = 0..bits) and the relevant items among them
@@ -257,73 +296,82 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
     """Hamming metrics of one query chunk without sorting the database (see module docstring)."""
     n = dw.shape[0]
     q = r1 - r0
-    nb = bits + 1                       # distance buckets 0..bits
+    nb = bits + 1                        # distance buckets 0..bits
+    nk = 2 * nb                          # key = 2·distance + relevance
     ntiles = -(-n // _TILE)
-    dist = np.empty((q, n), np.uint16 if bits > 255 else np.uint8)
-    _hamming(qw[r0:r1], dw, dist)
-    rel = _relevance(qm[r0:r1], dm)
-    # histogram per (query, tile, distance, relevance)
-    block_tiles = 16
-    block = block_tiles * _TILE
-    base = ((np.arange(q, dtype=np.int64)[:, None] * block_tiles
-             + (np.arange(block, dtype=np.int64) // _TILE)[None, :]) * (2 * nb))
-    hist = np.empty((q, ntiles, 2 * nb), np.int64)
+    block = _block_size(q)
+    bt = block // _TILE                  # tiles per block
+    key = np.empty((q, n), _key_dtype(bits))
+    # histogram per (query, tile, key), filled block by block while the block is in cache
+    base = (np.arange(q, dtype=np.int64)[:, None] * bt + (np.arange(block, dtype=np.int64) // _TILE)[None, :]) * nk
     idx = np.empty((q, block), np.int64)
-    for t0 in range(0, ntiles, block_tiles):
-        b0 = t0 * _TILE
-        b1 = min(n, b0 + block)
+    hist = np.empty((q, ntiles, nk), np.int64)
+    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key, block):
         w = b1 - b0
-        nt = -(-w // _TILE)
         ix = idx[:, :w]
-        np.add(base[:, :w], dist[:, b0:b1], out=ix)
-        ix += dist[:, b0:b1]
-        ix += rel[:, b0:b1]
-        counts = np.bincount(ix.ravel(), minlength=q * block_tiles * 2 * nb)
-        hist[:, t0:t0 + nt] = counts.reshape(q, block_tiles, 2 * nb)[:, :nt]
+        np.add(base[:, :w], key[:, b0:b1], out=ix)
+        t0, nt = b0 // _TILE, -(-w // _TILE)
+        hist[:, t0:t0 + nt] = np.bincount(ix.ravel(), minlength=q * bt * nk).reshape(q, bt, nk)[:, :nt]
+    del idx, base
     rel_tile = hist[:, :, 1::2]                       # (q, ntiles, nb)
     cnt_tile = hist[:, :, 0::2] + rel_tile
-    cnt = cnt_tile.sum(axis=1)                        # (q, nb)
-    relc = rel_tile.sum(axis=1)
-    le = np.cumsum(cnt, axis=1)                       # items with d <= r
-    rel_le = np.cumsum(relc, axis=1)
+    le = np.cumsum(cnt_tile.sum(axis=1), axis=1)      # (q, nb) items with distance <= r
+    rel_le = np.cumsum(rel_tile.sum(axis=1), axis=1)
     n_rel = rel_le[:, -1]
 
-    # positions N (grid points and K): threshold bucket t, items needed from it m, relevant among them
-    pos = np.asarray(list(grid) + [topk], np.int64)   # (G,)
-    thr = (le[:, None, :] < pos[None, :, None]).sum(axis=2)  # (q, G) threshold bucket
+    # positions N (grid points beyond K, then K): threshold bucket t and the relevant items among the first N
+    far = [g for g in grid if g > topk]
+    pos = np.asarray(far + [topk], np.int64)
+    thr = (le[:, None, :] < pos[None, :, None]).sum(axis=2)  # (q, G+1)
     rows = np.repeat(np.arange(q), len(pos))
     t = thr.ravel()
     p = np.tile(pos, q)
-    before = np.where(t > 0, le[rows, np.maximum(t - 1, 0)], 0)
-    rel_before = np.where(t > 0, rel_le[rows, np.maximum(t - 1, 0)], 0)
-    m = p - before                                    # 1..cnt[t]
-    ctile = np.cumsum(cnt_tile[rows, :, t], axis=1)   # (P, ntiles) items of bucket t up to each tile
+    tm1 = np.maximum(t - 1, 0)
+    before = np.where(t > 0, le[rows, tm1], 0)
+    rel_before = np.where(t > 0, rel_le[rows, tm1], 0)
+    m = p - before                                    # items needed from bucket t: 1..count(t)
+    ctile = np.cumsum(cnt_tile[rows, :, t], axis=1)   # (P, ntiles): items of bucket t up to each tile
     rtile = np.cumsum(rel_tile[rows, :, t], axis=1)
-    tau = (ctile < m[:, None]).sum(axis=1)            # tile holding the m-th item of bucket t
-    prev = np.where(tau > 0, ctile[np.arange(len(m)), np.maximum(tau - 1, 0)], 0)
-    rprev = np.where(tau > 0, rtile[np.arange(len(m)), np.maximum(tau - 1, 0)], 0)
+    tau = (ctile < m[:, None]).sum(axis=1)            # the tile holding the m-th item of bucket t
+    ar = np.arange(len(m))
+    taum1 = np.maximum(tau - 1, 0)
+    prev = np.where(tau > 0, ctile[ar, taum1], 0)
+    rprev = np.where(tau > 0, rtile[ar, taum1], 0)
     mm = m - prev                                     # 1.._TILE
     cols = tau[:, None] * _TILE + np.arange(_TILE)[None, :]
     valid = cols < n
-    cols = np.minimum(cols, n - 1)
-    eq = (dist[rows[:, None], cols] == t[:, None]) & valid
+    seg = np.take(key.ravel(), np.minimum(cols, n - 1) + (rows * n)[:, None])
+    eq = ((seg >> 1) == t[:, None]) & valid
     c = np.cumsum(eq, axis=1)
     take = eq & (c <= mm[:, None])
-    rpart = (take & rel[rows[:, None], cols]).sum(axis=1)
+    rpart = (take & (seg & 1).astype(np.bool_)).sum(axis=1)
     cut = tau * _TILE + np.argmax(eq & (c == mm[:, None]), axis=1)  # index of the m-th item of bucket t
     rel_top = (rel_before + rprev + rpart).reshape(q, len(pos))
-    grid_rel = rel_top[:, :-1]
     t_k = thr[:, -1]
     cut_k = cut.reshape(q, len(pos))[:, -1]
 
-    # stable top-K: buckets below t_k, then bucket t_k up to index cut_k; sorted by (row, distance, index)
-    sr, sc = np.nonzero(dist <= t_k[:, None])
-    sd = dist[sr, sc].astype(np.int64)
+    # stable top-K: buckets below t_k, then bucket t_k up to index cut_k; ordered by (row, distance, index)
+    below, upto = (2 * t_k).astype(key.dtype), (2 * t_k + 2).astype(key.dtype)  # key < 2t: d < t; < 2t+2: d <= t
+    sel_r, sel_c = [], []
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        flat = np.flatnonzero(key[:, b0:b1] < np.where(cut_k >= b0, upto, below)[:, None])
+        r_ = flat // (b1 - b0)
+        sel_r.append(r_)
+        sel_c.append(flat - r_ * (b1 - b0) + b0)
+    sr, sc = np.concatenate(sel_r), np.concatenate(sel_c)
+    sk = key[sr, sc]
+    sd = (sk >> 1).astype(np.int64)
     keep = (sd < t_k[sr]) | (sc <= cut_k[sr])
-    sr, sc, sd = sr[keep], sc[keep], sd[keep]
-    order = np.argsort((sr * nb + sd) * n + sc, kind="stable")
-    srel = rel[sr[order], sc[order]].reshape(q, topk)
+    group = sr[keep] * nb + sd[keep]      # per row, items arrive in index order: a stable sort on (row, d) suffices
+    order = np.argsort(group.astype(np.uint16) if q * nb < 2**16 else group, kind="stable")
+    srel = (sk[keep][order] & 1).astype(np.bool_).reshape(q, topk)
     ap_sum, hits = _ap_rows(srel)
+    near = [g for g in grid if g <= topk]
+    grid_rel = np.empty((q, len(grid)), np.int64)
+    if near:
+        grid_rel[:, :len(near)] = np.cumsum(srel, axis=1)[:, np.asarray(near) - 1]
+    grid_rel[:, len(near):] = rel_top[:, :-1]
     return {"ap_sum": ap_sum, "hits": hits, "ap_all_sum": None, "n_rel": n_rel, "grid_rel": grid_rel,
             "le": le, "rel_le": rel_le}
 

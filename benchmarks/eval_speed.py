@@ -1,0 +1,287 @@
+"""Issue 5: the evaluator at NUS-WIDE scale, against FAISS top-K search and a plain per-query loop.
+
+Run:  .venv/bin/python benchmarks/eval_speed.py [--quick] [--threads 2]
+
+Data: the NUS-WIDE-21 label matrix (195,834 images) read in place from <shared>/data/nus-wide/Groundtruth.zip
+(<shared> = $HASHBENCH_SHARED or the repository's ../shared); 2,100 queries (100 per concept, seeded greedy
+quotas), the other 193,734 images as database. Synthetic labels of the same shape and density if the file is absent.
+Codes: 64-bit ±1 codes = sign(labels @ random projection + Gaussian noise); AQD: 64-d label-correlated features, a
+FAISS PQ (8 × 256) placed block-diagonally into codebooks (8, 256, 64). All randomness is seeded.
+Not a test: prints times, ratios, peak RSS and PASS/FAIL per target.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from hashbench.evaluation import evaluate_aqd, evaluate_hamming  # noqa: E402
+
+TOPK = 5000
+BITS = 64
+SEED = 0
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+def shared_dir():
+    return Path(os.environ.get("HASHBENCH_SHARED", ROOT.parent / "shared"))
+
+
+def nus_wide_21_labels():
+    """(195834, 21) uint8 labels of the 21 most frequent concepts, images with at least one; None if absent."""
+    path = shared_dir() / "data" / "nus-wide" / "Groundtruth.zip"
+    if not path.exists():
+        return None, str(path)
+    cols, names = [], []
+    with zipfile.ZipFile(path) as z:
+        for name in sorted(z.namelist()):
+            m = re.search(r"(?:^|/)AllLabels/Labels_(.+)\.txt$", name)
+            if m:
+                names.append(m.group(1))
+                cols.append(np.loadtxt(io.BytesIO(z.read(name)), dtype=np.uint8))
+    full = np.stack(cols, axis=1)                                   # (269648, 81)
+    top = np.sort(np.argsort(-full.sum(0), kind="stable")[:21])
+    lab = full[:, top]
+    lab = lab[lab.any(axis=1)]
+    return lab, str(path)
+
+
+def synthetic_labels(rng, n=195_834, c=21):
+    freq = np.geomspace(0.30, 0.025, c)                              # NUS-21-like concept frequencies
+    lab = (rng.random((n, c)) < freq).astype(np.uint8)
+    empty = ~lab.any(axis=1)
+    lab[empty, rng.integers(0, c, empty.sum())] = 1
+    return lab
+
+
+def split_queries(labels, rng, per_class=100):
+    """Greedy quotas: for each concept in order, `per_class` random not-yet-chosen images that have it."""
+    taken = np.zeros(len(labels), bool)
+    query = []
+    for c in range(labels.shape[1]):
+        cand = np.flatnonzero((labels[:, c] > 0) & ~taken)
+        pick = rng.choice(cand, size=min(per_class, len(cand)), replace=False)
+        taken[pick] = True
+        query.append(pick)
+    query = np.concatenate(query)
+    return query, np.flatnonzero(~taken)
+
+
+def make_codes(labels, rng, bits=BITS, noise=2.0):
+    proj = rng.standard_normal((labels.shape[1], bits)).astype(np.float32)
+    z = labels.astype(np.float32) @ proj + noise * rng.standard_normal((len(labels), bits)).astype(np.float32)
+    return np.where(z >= 0, 1, -1).astype(np.int8)
+
+
+def make_features(labels, rng, dim=64, noise=1.0):
+    proj = rng.standard_normal((labels.shape[1], dim)).astype(np.float32)
+    return (labels.astype(np.float32) @ proj
+            + noise * rng.standard_normal((len(labels), dim)).astype(np.float32)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------- baselines
+def faiss_binary_topk(qc, dc, k, threads):
+    import faiss
+    faiss.omp_set_num_threads(threads)
+    qp, dp = np.packbits(qc > 0, axis=1), np.packbits(dc > 0, axis=1)
+    index = faiss.IndexBinaryFlat(qc.shape[1])
+    index.add(dp)
+    t = time.perf_counter()
+    index.search(qp, k)
+    return time.perf_counter() - t
+
+
+def reference_ap_loop(qc, dc, ql, dl, k, rows):
+    """The plain loop: per query a matrix product, a full stable argsort and AP@k literally. Returns (seconds, APs)."""
+    db = dc.astype(np.float32)
+    dlf = dl.astype(np.float32)
+    aps = []
+    t = time.perf_counter()
+    for i in rows:
+        d = 0.5 * (qc.shape[1] - db @ qc[i].astype(np.float32))
+        order = np.argsort(d, kind="stable")
+        rel = (dlf @ ql[i].astype(np.float32) > 0)[order[:k]]
+        cum = np.cumsum(rel)
+        prec = cum / np.arange(1, len(rel) + 1)
+        hits = int(cum[-1])
+        aps.append(float(np.sum(prec * rel)) / hits if hits else 0.0)
+    return time.perf_counter() - t, aps
+
+
+def reference_aqd_loop(qf, assign, cb, ql, dl, k, rows):
+    aps = []
+    for i in rows:
+        table = (qf[i].astype(np.float64)[None, None, :] * cb.astype(np.float64)).sum(-1).astype(np.float32)
+        s = table[0, assign[:, 0]]
+        for m in range(1, cb.shape[0]):
+            s = s + table[m, assign[:, m]]
+        order = np.argsort(-s, kind="stable")
+        rel = ((dl.astype(np.int64) @ ql[i].astype(np.int64)) > 0)[order[:k]]
+        cum = np.cumsum(rel)
+        prec = cum / np.arange(1, len(rel) + 1)
+        hits = int(cum[-1])
+        aps.append(float(np.sum(prec * rel)) / hits if hits else 0.0)
+    return aps
+
+
+# ------------------------------------------------------------------------------------- measured in a subprocess
+def _status_mb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(args):
+    """Run one evaluation in a fresh process: time, and peak RSS from /proc/self/status VmHWM (the peak is reset
+    to the current RSS with /proc/self/clear_refs just before the call, so it is the evaluation's own peak)."""
+    d = {k: v for k, v in np.load(args.child).items()}
+    threads = int(d["threads"])
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = True
+    except OSError:
+        reset = False
+    rss0 = _status_mb("VmRSS")
+    t = time.perf_counter()
+    if "assign" in d:
+        res = evaluate_aqd(d["qf"], d["assign"], d["cb"], d["ql"], d["dl"], topk=TOPK, threads=threads,
+                           per_query=True)
+    else:
+        res = evaluate_hamming(d["qc"], d["dc"], d["ql"], d["dl"], topk=TOPK, threads=threads,
+                               map_all=bool(d["map_all"]), per_query=True)
+    sec = time.perf_counter() - t
+    rss1 = _status_mb("VmHWM")
+    print(json.dumps({"sec": sec, "rss_before_mb": rss0, "rss_peak_mb": rss1, "hwm_reset": reset, "map": res["map"],
+                      "map_all": res["map_all"], "ap": res["ap"],
+                      "p_at_1000": res["precision_at_n"]["precision"][res["precision_at_n"]["n"].index(1000)]
+                      if 1000 in res["precision_at_n"]["n"] else None,
+                      "precision_radius": res.get("precision_radius")}))
+
+
+def in_subprocess(tmp, name, threads, **arrays):
+    path = Path(tmp) / f"{name}.npz"
+    np.savez(path, threads=threads, **arrays)
+    out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small smoke version (subsampled database)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    import faiss
+    import torch
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    rng = np.random.default_rng(SEED)
+    t0 = time.perf_counter()
+    labels, path = nus_wide_21_labels()
+    if labels is None:
+        print(f"data: {path} not found -> SYNTHETIC labels of NUS-WIDE-21 shape and density")
+        labels = synthetic_labels(rng)
+    else:
+        print(f"data: NUS-WIDE-21 labels from {path}: {labels.shape[0]} images x {labels.shape[1]} concepts "
+              f"(read in {time.perf_counter() - t0:.1f} s)")
+    qi, di = split_queries(labels, rng)
+    if args.quick:
+        di = np.sort(rng.choice(di, 20_000, replace=False))
+        qi = qi[::7]
+    codes = make_codes(labels, rng)
+    qc, dc, ql, dl = codes[qi], codes[di], labels[qi], labels[di]
+    nq, n = len(qi), len(di)
+    dist_hist = np.bincount((BITS - dc[:2000].astype(np.int32) @ qc[:50].T.astype(np.int32)).ravel() // 2)
+    print(f"split: {nq} queries, {n} database items; {BITS}-bit codes; threads={args.threads}; "
+          f"mean relevant fraction {np.mean((ql[:200].astype(np.int32) @ dl.T.astype(np.int32)) > 0):.3f}; "
+          f"distinct distances in a 50x2000 sample: {np.count_nonzero(dist_hist)}")
+    rows = []
+    targets = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # (a) the full evaluation, in a fresh process (time + peak RSS); map_all=False is exactly the brief's
+        # "mAP@5000 + P@N + PR + P@H<=2"; map_all=True adds the whole-ranking mAP (full sort per query)
+        a = in_subprocess(tmp, "a", args.threads, qc=qc, dc=dc, ql=ql, dl=dl, map_all=False)
+        a_all = in_subprocess(tmp, "a_all", args.threads, qc=qc, dc=dc, ql=ql, dl=dl, map_all=True)
+        # (b) FAISS binary flat top-5000 search alone
+        tb = faiss_binary_topk(qc, dc, TOPK, args.threads)
+        # (c) plain per-query loop on 50 queries, extrapolated; also the exact reference for those queries
+        sub = rng.choice(nq, size=min(50, nq), replace=False)
+        tc, ref_aps = reference_ap_loop(qc, dc, ql, dl, TOPK, sub)
+        tc_all = tc * nq / len(sub)
+        exact = all(a["ap"][i] == r for i, r in zip(sub, ref_aps)) and a["ap"] == a_all["ap"]
+        rows.append(("(a) evaluate_hamming mAP@5000+P@N+PR+P@H<=2 (map_all=False)", a["sec"]))
+        rows.append(("(a') evaluate_hamming, also mAP@all (map_all=True)", a_all["sec"]))
+        rows.append(("(b) FAISS IndexBinaryFlat top-5000 search", tb))
+        rows.append((f"(c) per-query loop, {len(sub)} queries x {nq / len(sub):.1f} (extrapolated)", tc_all))
+        print(f"\nHamming, {nq} x {n}, {BITS} bits: mAP@5000 {a['map']:.6f}  mAP@all {a_all['map_all']:.6f}  "
+              f"P@1000 {a['p_at_1000']}  P@H<=2 {a['precision_radius']:.6f}")
+        for name, sec in rows:
+            print(f"  {name:<72s} {sec:8.2f} s")
+        print(f"  ratio (a)/(b)  = {a['sec'] / tb:.3f}   (a')/(b) = {a_all['sec'] / tb:.3f}")
+        print(f"  ratio (c)/(a)  = {tc_all / a['sec']:.1f}   (c)/(a') = {tc_all / a_all['sec']:.1f}")
+        print(f"  peak RSS (a)  = {a['rss_peak_mb']:.0f} MB (VmHWM of a fresh process that holds the inputs, "
+              f"{a['rss_before_mb']:.0f} MB before the call; peak reset before the call: {a['hwm_reset']})   "
+              f"(a') = {a_all['rss_peak_mb']:.0f} MB")
+        print(f"  exact: per-query AP@5000 of {len(sub)} queries == stable-tie reference loop: {exact}")
+        targets += [("(a) <= 0.5 x (b)", a["sec"] <= 0.5 * tb),
+                    ("(a) >= 20x faster than (c)", tc_all >= 20 * a["sec"]),
+                    ("peak RSS of (a) <= 1.5 GB", a["rss_peak_mb"] <= 1536),
+                    ("mAP exact vs reference", exact)]
+
+        # AQD: 8 x 256 PQ over 64-d features, block-diagonal codebooks
+        feats = make_features(labels, rng)
+        qf, df = feats[qi], feats[di]
+        pq = faiss.IndexPQ(64, 8, 8)
+        pq.train(df[rng.choice(n, size=min(n, 20_000), replace=False)])
+        pq.add(df)
+        cent = faiss.vector_to_array(pq.pq.centroids).reshape(8, 256, 8)
+        cb = np.zeros((8, 256, 64), np.float32)
+        for m in range(8):
+            cb[m, :, m * 8:(m + 1) * 8] = cent[m]
+        assign = faiss.vector_to_array(pq.codes).reshape(n, 8)
+        q = in_subprocess(tmp, "aqd", args.threads, qf=qf, assign=assign, cb=cb, ql=ql, dl=dl)
+        t = time.perf_counter()
+        pq.search(qf, TOPK)
+        tpq = time.perf_counter() - t
+        sub2 = sub[:20]
+        aqd_exact = all(q["ap"][i] == r for i, r in zip(sub2, reference_aqd_loop(qf, assign, cb, ql, dl, TOPK, sub2)))
+        print(f"\nAQD (8 x 256 codebooks, 64-d), {nq} x {n}: mAP@5000 {q['map']:.6f}  mAP@all {q['map_all']:.6f}")
+        print(f"  {'(a) evaluate_aqd (mAP@5000 + mAP@all + P@N + PR by rank)':<72s} {q['sec']:8.2f} s")
+        print(f"  {'(b) FAISS IndexPQ top-5000 search (squared-L2 ADC: time comparison only)':<72s} {tpq:8.2f} s")
+        print(f"  ratio (a)/(b) = {q['sec'] / tpq:.3f}   peak RSS (a) = {q['rss_peak_mb']:.0f} MB")
+        print(f"  exact: per-query AP@5000 of {len(sub2)} queries == stable-tie reference loop: {aqd_exact}")
+        targets += [("AQD evaluation <= 1.0 x IndexPQ top-5000", q["sec"] <= tpq), ("AQD exact vs reference",
+                                                                                     aqd_exact)]
+
+        # scaling: database repeated 10x
+        rep = 10
+        s = in_subprocess(tmp, "x10", args.threads, qc=qc, dc=np.tile(dc, (rep, 1)), ql=ql,
+                          dl=np.tile(dl, (rep, 1)), map_all=False)
+        print(f"\nScaling: database x{rep} ({n * rep} items): (a) {s['sec']:.2f} s = {s['sec'] / a['sec']:.2f} x "
+              f"the 1x time (linear = {rep}); peak RSS {s['rss_peak_mb']:.0f} MB")
+
+    print("\nTargets:")
+    for name, ok in targets:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+    print(f"total benchmark wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
