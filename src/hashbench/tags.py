@@ -243,8 +243,8 @@ def process_tags(x: sp.csr_matrix, vocab: list[str], p: dict, vectors: Vectors |
         embeddings = l2_normalize(embeddings)
     # raw column -> merged tag, then targets = OR over members
     live = group_of >= 0
-    assign = sp.csr_matrix((np.ones(int(live.sum()), np.uint8), (cols[live], group_of[live])), shape=(v, t))
-    targets = (x @ assign).tocsr()
+    assign = sp.csr_matrix((np.ones(int(live.sum()), np.int32), (cols[live], group_of[live])), shape=(v, t))
+    targets = (x.astype(np.int32) @ assign).tocsr()
     targets.data = np.ones_like(targets.data, dtype=np.uint8)
     targets.eliminate_zeros()
     reasons = list(dropped.values())
