@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -242,15 +243,22 @@ def _run_chunks(fn, chunks, threads, progress, desc):
 
 
 # --------------------------------------------------------------------------------------------- per-chunk kernels
+def _low_bit(keys):
+    """bool (q, n): the lowest bit of integer keys (read from the low byte on little-endian machines)."""
+    if sys.byteorder == "little" and keys.flags.c_contiguous:
+        return (keys.view(np.uint8)[:, ::keys.itemsize] & 1).view(np.bool_)
+    return (keys & 1).astype(np.bool_)
+
+
 def _from_sorted_keys(keys, topk, grid):
     """Metrics of a chunk from its ranking, sorted ascending on unique keys whose lowest bit is the relevance.
     Also returns the running count of relevant items along the ranking (q, n)."""
     n = keys.shape[1]
-    srel = (keys & 1).astype(np.bool_)
+    srel = _low_bit(keys)
     counts = np.cumsum(srel, axis=1, dtype=np.int32 if n < 2**31 else np.int64)
     ap_sum, hits = _ap_rows(srel[:, :topk])
-    terms = counts / np.arange(1, n + 1, dtype=np.float64)
-    terms *= srel
+    terms = np.zeros(keys.shape, np.float64)        # P@k where rel_k, else 0 (as (cum/k)·rel_k)
+    np.divide(counts, np.arange(1, n + 1, dtype=np.float64), out=terms, where=srel)
     del srel
     ap_all = terms.sum(axis=1)
     del terms
@@ -378,20 +386,22 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
 
 def _aqd_chunk(table, assign_t, qm, dm, topk, grid, r0, r1):
     n = assign_t.shape[1]
-    tab = table[r0:r1]                                  # (q, M, K) float32
-    q = tab.shape[0]
-    scores = np.take(tab[:, 0, :], assign_t[0], axis=1)
-    for m in range(1, tab.shape[1]):
-        scores += np.take(tab[:, m, :], assign_t[m], axis=1)
-    scores += np.float32(0.0)                            # -0.0 -> +0.0 so equal scores have equal bits
-    u = scores.view(np.uint32)
-    del scores
-    # descending score -> ascending key: negative floats keep their bits, positive ones get ~bits & 0x7fffffff
-    flip = (u >> np.uint32(31)) - np.uint32(1)           # 0xffffffff for positive, 0 for negative
-    flip &= np.uint32(0x7FFFFFFF)
-    u ^= flip
-    keys = u.astype(np.uint64)
-    del u, flip
+    q = r1 - r0
+    tab = np.ascontiguousarray(table[r0:r1].transpose(1, 2, 0))   # (M, K, q): a gather copies rows of q floats
+    keys = np.empty((q, n), np.uint64)
+    block = max(256, _BLOCK_PAIRS // max(1, q))
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        scores = np.take(tab[0], assign_t[0, b0:b1], axis=0)      # (w, q) float32, summed in order m = 0..M-1
+        for m in range(1, tab.shape[0]):
+            scores += np.take(tab[m], assign_t[m, b0:b1], axis=0)
+        scores += np.float32(0.0)                                  # -0.0 -> +0.0: equal scores, equal bits
+        u = scores.view(np.uint32)
+        # descending score -> ascending key: negative floats keep their bits, positive ones get ~bits & 0x7fffffff
+        flip = (u >> np.uint32(31)) - np.uint32(1)                 # 0xffffffff for positive, 0 for negative
+        flip &= np.uint32(0x7FFFFFFF)
+        u ^= flip
+        keys[:, b0:b1] = u.T
     keys <<= np.uint64(32)
     keys |= (np.arange(n, dtype=np.uint64) << np.uint64(1))[None, :]
     keys |= _relevance(qm[r0:r1], dm)
