@@ -76,23 +76,39 @@ def test_changing_bits_and_method_reruns_only_train_to_plot(repo):
     run("git checkout -q -- . && dvc checkout -q", repo, check=False)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("method", "foo", "error: method: 'foo' is not allowed; use one of"),
-    ("bits", "-4", "error: bits: -4 is not allowed"),
-    ("dnnh.lr", "-0.1", "error: dnnh.lr: -0.1 is not allowed; use a number > 0"),
-    ("dataset", "cifar", "error: dataset: 'cifar' is not allowed; use one of"),
-])
-def test_bad_input_stops_with_one_line(repo, key, value, message):
-    original = (repo / "params.yaml").read_text()
-    params = yaml.safe_load(original)
+def set_param(repo, key, value):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     block, _, leaf = key.rpartition(".")
     (params[block] if block else params)[leaf] = yaml.safe_load(value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.parametrize("key, value, stage, message", [
+    ("method", "foo", "train", "error: method: 'foo' is not allowed; use one of lsh, dnnh"),
+    ("bits", "-4", "train", "error: bits: -4 is not allowed"),
+    ("bits", "'32'", "train", "error: bits: '32' is not allowed"),
+    ("dnnh.lr", "-0.1", "train", "error: dnnh.lr: -0.1 is not allowed; use a number > 0"),
+    ("dnnh.epochs", "2.5", "train", "error: dnnh.epochs: 2.5 is not allowed; use an integer >= 1"),
+    ("dataset", "cifar", "download", "error: dataset: 'cifar' is not allowed; use one of mnist5k, mnist5k-tags"),
+    ("evaluate.zero", "drop", "evaluate", "error: evaluate.zero: 'drop' is not allowed; use one of count, skip"),
+])
+def test_bad_input_stops_with_one_line(repo, key, value, stage, message):
+    """The stage prints one line naming key, value and what is allowed; exit non-zero; its outputs are gone."""
+    original = (repo / "params.yaml").read_text()
+    set_param(repo, key, value)
     try:
+        proc = run(f"python stages/{stage}.py", repo, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr
+        assert [line for line in proc.stderr.splitlines() if line.startswith("error: ")] == [proc.stderr.strip()]
+        if stage == "train":
+            assert not (repo / "models/model.pt").exists() and not (repo / "metrics/train.json").exists()
+        # Through DVC too: non-zero, one error line naming the bad value, no traceback. (For an unknown method
+        # or dataset DVC itself stops first, because the `${method}` / `${dataset}` params block is missing.)
         proc = run("dvc repro", repo, check=False)
-        assert proc.returncode != 0
-        errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and errors[0].startswith(message), proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stdout + proc.stderr
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Traceback" not in output
+        assert message in output or f"Parameters '{value}' are missing" in output, output
     finally:
         (repo / "params.yaml").write_text(original)
+        run("dvc checkout -q", repo, check=False)
