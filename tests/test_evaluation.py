@@ -252,15 +252,33 @@ def aqd_case(rng, nq, n, m, k, d, classes, integer):
     return qf, assign, cb, ql, dl
 
 
+@pytest.mark.parametrize("map_all", [True, False])
 @pytest.mark.parametrize("integer", [True, False])
-def test_aqd_matches_reference(integer, monkeypatch):
+def test_aqd_matches_reference(integer, map_all, monkeypatch):
     rng = np.random.default_rng(11 + integer)
     qf, assign, cb, ql, dl = aqd_case(rng, 17, 600, 3, 4 if integer else 16, 6, 4, integer)
     monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks
-    for topk in (1, 10, 333, None, 5000):
+    for topk in (1, 7, 10, 50, 333, None, "all", 5000):
         for zero in ("count", "skip"):
-            res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, threads=2)
+            res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, threads=2, map_all=map_all)
+            assert (res["map_all"] is None) == (not map_all)
             check_same(res, ref_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero), hamming=False)
+
+
+@pytest.mark.parametrize("map_all", [True, False])
+def test_aqd_tie_heavy_grid_beyond_k(map_all):
+    """Few distinct scores (2 codebooks of 2 integer codewords): huge tie groups straddle K and every grid point."""
+    rng = np.random.default_rng(21)
+    qf, assign, cb, ql, dl = aqd_case(rng, 11, 3000, 2, 2, 3, 3, True)
+    ql[1] = 0
+    ql[2] = [0, 0, 1]
+    dl[:, 2] = 0                     # query 2 has no relevant item either
+    dl[::5] = 0                      # unlabelled items
+    grid = [1, 2, 3, 7, 50, 51, 999, 1000, 1001, 2999, 3000, 4000]
+    g = sorted({min(x, 3000) for x in grid})
+    for topk in (1, 7, 50, 1000, None, 10_000):
+        res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, pn_points=grid, map_all=map_all, per_query=True)
+        check_same(res, ref_aqd(qf, assign, cb, ql, dl, topk=topk, grid=g), hamming=False)
 
 
 def test_aqd_block_sparse_product_quantizer():
