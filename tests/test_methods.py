@@ -110,3 +110,16 @@ def test_imagenet_backbones_take_grayscale_digits(name):
     with torch.no_grad():
         features = backbone(backbone.prepare(np.zeros((2, 28, 28, 1), np.uint8)))
     assert features.shape == (2, backbone.feature_dim)
+
+
+def test_params_yaml_has_a_valid_block_for_every_method():
+    from pathlib import Path
+
+    import yaml
+
+    from hashbench.config import validate
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    for name, method in REGISTRY.items():
+        assert set(params[name]) == set(method.schema), name  # every key documented, none unknown
+        validate(name, params[name], method.schema)
