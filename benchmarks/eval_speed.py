@@ -157,7 +157,7 @@ def child(args):
     t, c = time.perf_counter(), time.process_time()
     if "assign" in d:
         res = evaluate_aqd(d["qf"], d["assign"], d["cb"], d["ql"], d["dl"], topk=TOPK, threads=threads,
-                           per_query=True)
+                           map_all=bool(d["map_all"]), per_query=True)
     else:
         res = evaluate_hamming(d["qc"], d["dc"], d["ql"], d["dl"], topk=TOPK, threads=threads,
                                map_all=bool(d["map_all"]), per_query=True)
@@ -170,12 +170,25 @@ def child(args):
                       "precision_radius": res.get("precision_radius")}))
 
 
-def in_subprocess(tmp, name, threads, **arrays):
+def in_subprocess(tmp, name, threads, repeat=1, **arrays):
+    """Run the evaluation `repeat` times, each in a fresh process; keep the run with the least wall time, and report
+    the least CPU time of all runs next to it."""
     path = Path(tmp) / f"{name}.npz"
     np.savez(path, threads=threads, **arrays)
-    out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
+                             check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["sec"])
+    best["cpu"] = min(r["cpu"] for r in runs)
+    return best
+
+
+def best_of(repeat, fn):
+    """(least wall, least CPU) of `repeat` calls of fn() -> (wall, cpu)."""
+    runs = [fn() for _ in range(repeat)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 # ------------------------------------------------------------------------------------------------------------ main
@@ -183,6 +196,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small smoke version (subsampled database)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2, help="repeats of the timed rows (best is kept)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -217,13 +231,16 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         # (a) the full evaluation, in a fresh process (time + peak RSS); map_all=False is exactly the brief's
         # "mAP@5000 + P@N + PR + P@H<=2"; map_all=True adds the whole-ranking mAP (full sort per query)
-        a = in_subprocess(tmp, "a", args.threads, qc=qc, dc=dc, ql=ql, dl=dl, map_all=False)
+        a = in_subprocess(tmp, "a", args.threads, args.repeat, qc=qc, dc=dc, ql=ql, dl=dl, map_all=False)
         a_all = in_subprocess(tmp, "a_all", args.threads, qc=qc, dc=dc, ql=ql, dl=dl, map_all=True)
         # (b) FAISS binary flat top-5000 search alone
-        tb, tb_cpu = faiss_binary_topk(qc, dc, TOPK, args.threads)
+        tb, tb_cpu = best_of(args.repeat, lambda: faiss_binary_topk(qc, dc, TOPK, args.threads))
         # (c) plain per-query loop on 50 queries, extrapolated; also the exact reference for those queries
         sub = rng.choice(nq, size=min(50, nq), replace=False)
         tc, tc_cpu, ref_aps = reference_ap_loop(qc, dc, ql, dl, TOPK, sub)
+        for _ in range(args.repeat - 1):
+            t2, c2, _ = reference_ap_loop(qc, dc, ql, dl, TOPK, sub)
+            tc, tc_cpu = min(tc, t2), min(tc_cpu, c2)
         tc_all, tc_cpu = tc * nq / len(sub), tc_cpu * nq / len(sub)
         exact = all(a["ap"][i] == r for i, r in zip(sub, ref_aps)) and a["ap"] == a_all["ap"]
         rows.append(("(a) evaluate_hamming mAP@5000+P@N+PR+P@H<=2 (map_all=False)", a["sec"], a["cpu"]))
@@ -243,8 +260,10 @@ def main():
               f"{a['rss_before_mb']:.0f} MB before the call; peak reset before the call: {a['hwm_reset']})   "
               f"(a') = {a_all['rss_peak_mb']:.0f} MB")
         print(f"  exact: per-query AP@5000 of {len(sub)} queries == stable-tie reference loop: {exact}")
-        targets += [("(a) <= 0.5 x (b)", a["sec"] <= 0.5 * tb),
-                    ("(a) >= 20x faster than (c)", tc_all >= 20 * a["sec"]),
+        targets += [("(a) <= 0.5 x (b), wall", a["sec"] <= 0.5 * tb),
+                    ("(a) <= 0.5 x (b), CPU", a["cpu"] <= 0.5 * tb_cpu),
+                    ("(a) >= 20x faster than (c), wall", tc_all >= 20 * a["sec"]),
+                    ("(a) >= 20x faster than (c), CPU", tc_cpu >= 20 * a["cpu"]),
                     ("peak RSS of (a) <= 1.5 GB", a["rss_peak_mb"] <= 1536),
                     ("mAP exact vs reference", exact)]
 
@@ -259,22 +278,34 @@ def main():
         for m in range(8):
             cb[m, :, m * 8:(m + 1) * 8] = cent[m]
         assign = faiss.vector_to_array(pq.codes).reshape(n, 8)
-        q = in_subprocess(tmp, "aqd", args.threads, qf=qf, assign=assign, cb=cb, ql=ql, dl=dl)
-        t, c = time.perf_counter(), time.process_time()
-        pq.search(qf, TOPK)
-        tpq, tpq_cpu = time.perf_counter() - t, time.process_time() - c
+        q = in_subprocess(tmp, "aqd", args.threads, args.repeat, qf=qf, assign=assign, cb=cb, ql=ql, dl=dl,
+                          map_all=False)
+        q_all = in_subprocess(tmp, "aqd_all", args.threads, qf=qf, assign=assign, cb=cb, ql=ql, dl=dl, map_all=True)
+
+        def pq_search():
+            t, c = time.perf_counter(), time.process_time()
+            pq.search(qf, TOPK)
+            return time.perf_counter() - t, time.process_time() - c
+        tpq, tpq_cpu = best_of(args.repeat, pq_search)
         sub2 = sub[:20]
         aqd_exact = all(q["ap"][i] == r for i, r in zip(sub2, reference_aqd_loop(qf, assign, cb, ql, dl, TOPK, sub2)))
-        print(f"\nAQD (8 x 256 codebooks, 64-d), {nq} x {n}: mAP@5000 {q['map']:.6f}  mAP@all {q['map_all']:.6f}")
-        print(f"  {'(a) evaluate_aqd (mAP@5000 + mAP@all + P@N + PR by rank)':<72s} {q['sec']:8.2f} s "
+        aqd_exact = aqd_exact and q["ap"] == q_all["ap"]
+        print(f"\nAQD (8 x 256 codebooks, 64-d), {nq} x {n}: mAP@5000 {q['map']:.6f}  mAP@all {q_all['map_all']:.6f}")
+        print(f"  {'(a) evaluate_aqd mAP@5000 + P@N + PR by rank (map_all=False)':<72s} {q['sec']:8.2f} s "
               f"{q['cpu']:8.2f} s")
+        label = "(a') evaluate_aqd, also mAP@all (map_all=True)"
+        print(f"  {label:<72s} {q_all['sec']:8.2f} s "
+              f"{q_all['cpu']:8.2f} s")
         print(f"  {'(b) FAISS IndexPQ top-5000 search (squared-L2 ADC: time comparison only)':<72s} {tpq:8.2f} s "
               f"{tpq_cpu:8.2f} s")
         print(f"  ratio (a)/(b) = {q['sec'] / tpq:.3f} wall, {q['cpu'] / tpq_cpu:.3f} CPU   "
-              f"peak RSS (a) = {q['rss_peak_mb']:.0f} MB")
-        print(f"  exact: per-query AP@5000 of {len(sub2)} queries == stable-tie reference loop: {aqd_exact}")
-        targets += [("AQD evaluation <= 1.0 x IndexPQ top-5000", q["sec"] <= tpq), ("AQD exact vs reference",
-                                                                                     aqd_exact)]
+              f"(a')/(b) = {q_all['sec'] / tpq:.3f} wall, {q_all['cpu'] / tpq_cpu:.3f} CPU   "
+              f"peak RSS (a) = {q['rss_peak_mb']:.0f} MB, (a') = {q_all['rss_peak_mb']:.0f} MB")
+        print(f"  exact: per-query AP@5000 of {len(sub2)} queries == stable-tie reference loop, and (a) == (a') "
+              f"for all queries: {aqd_exact}")
+        targets += [("AQD evaluation <= 1.0 x IndexPQ top-5000, wall", q["sec"] <= tpq),
+                    ("AQD evaluation <= 1.0 x IndexPQ top-5000, CPU", q["cpu"] <= tpq_cpu),
+                    ("AQD exact vs reference", aqd_exact)]
 
         # scaling: database repeated 10x
         rep = 10
@@ -286,7 +317,8 @@ def main():
     print("\nTargets:")
     for name, ok in targets:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
-    print("(targets are judged on wall time; CPU time is printed because this machine may be shared)")
+    print(f"(wall and CPU: best of {args.repeat} runs for (a), (b), (c) and AQD (a); CPU = process time of all "
+          "threads, steadier than wall time on a shared machine)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"total benchmark wall time {time.perf_counter() - t0:.0f} s")
 

@@ -32,7 +32,12 @@ bitmasks. With ``map_all=False`` the Hamming path never sorts the database: it c
 relevance) bucket in tiles of the database, the stable top-K is "whole buckets below a threshold distance + the
 first items of the threshold bucket in index order", and P@N only needs one tile scanned per query and N.
 With ``map_all=True`` (the default) each query's ranking is sorted in full on a unique composite integer key
-(score, index, relevance bit), which is the stable order by construction.
+(score, index, relevance bit), which is the stable order by construction. The AQD path with ``map_all=False`` builds
+the same unique int64 keys but only partitions them: largest grid point below n first, each next partition on the
+prefix the previous one left, K last. Because the keys are unique (ties broken by index inside the key), the first N
+columns are then exactly the stable top N for every such N. Only the top K are sorted (AP@K, P@N and PR for N <= K),
+and for the grid points N > K the relevant items among the first N columns are counted. Scratch arrays are reused
+per thread, because on first touch a large fresh array costs page faults that are slower than the work itself.
 """
 from __future__ import annotations
 
@@ -183,7 +188,7 @@ def _hamming_keys(qw, dw, qm, dm, out, block):
                 np.bitwise_count(t, out=c, casting="unsafe")
             else:
                 c += np.bitwise_count(t, out=cnt[:, :w], casting="unsafe")
-        c <<= 1
+        np.add(c, c, out=c)                        # c <<= 1, but SIMD (shifts of uint8 are not)
         tl = tmpl[:, :w]
         for i in range(qm.shape[1]):
             np.bitwise_and(qm[:, i, None], dm[None, b0:b1, i], out=tl)
@@ -191,7 +196,7 @@ def _hamming_keys(qw, dw, qm, dm, out, block):
                 np.not_equal(tl, 0, out=r)
             else:
                 r |= np.not_equal(tl, 0, out=relw[:, :w])
-        c |= r
+        np.bitwise_or(c, r.view(np.uint8), out=c)  # same dtypes: no casting loop
         yield b0, b1
 
 
@@ -320,7 +325,7 @@ def _hamming_sorted_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
     return out
 
 
-def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
+def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1, buffers):
     """Hamming metrics of one query chunk without sorting the database (see module docstring)."""
     n = dw.shape[0]
     q = r1 - r0
@@ -329,11 +334,11 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
     ntiles = -(-n // _TILE)
     block = _block_size(q)
     bt = block // _TILE                  # tiles per block
-    key = np.empty((q, n), _key_dtype(bits))
+    key = _scratch(buffers, "key", (q, n), _key_dtype(bits))
     # histogram per (query, tile, key), filled block by block while the block is in cache
     base = (np.arange(q, dtype=np.int64)[:, None] * bt + (np.arange(block, dtype=np.int64) // _TILE)[None, :]) * nk
     idx = np.empty((q, block), np.int64)
-    hist = np.empty((q, ntiles, nk), np.int64)
+    hist = _scratch(buffers, "hist", (q, ntiles, nk), np.int64)
     for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key, block):
         w = b1 - b0
         ix = idx[:, :w]
@@ -554,7 +559,7 @@ def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=Non
         chunks = _chunks(nq, n, 24)
 
         def fn(r0, r1, buffers):
-            return _hamming_bucket_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1)
+            return _hamming_bucket_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1, buffers)
     parts = _run_chunks(fn, chunks, nthreads, progress, "evaluate (hamming)")
     res = _summarise(parts, nq, n, k, zero, grid)
     n_rel = res["_n_rel"]
