@@ -14,7 +14,8 @@ from hashbench.losses.joint_semantics import (JointSemanticsAffinity, Reconstruc
 from hashbench.methods import DatasetInfo, TrainSet, get_method
 
 TAGS_INFO = DatasetInfo("mnist5k-tags", (8, 8, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)
-SMALL = {"epochs": 2, "batch_size": 8, "image_hidden": 16, "text_hidden": 16, "augment_shift": 0}
+SMALL = {"epochs": 2, "batch_size": 8, "image_network": "mlp", "downsample": 1, "image_hidden": 16,
+         "text_hidden": 16, "augment_shift": 0}
 
 
 def synthetic_pairs(n=48, seed=0):
@@ -160,6 +161,43 @@ def test_learns_cross_modal_structure():
     same = (labels @ labels.T) > 0
     sim = bi @ bt.T
     assert sim[same].mean() > sim[~same].mean() + 4
+
+
+# ------------------------------------------------------------------------------------------ downsample
+def test_downsample_pools_smallcnn_and_mlp_inputs():
+    """``downsample`` average-pools the input of smallcnn / the pixel MLP (after the shift), not F_I's pixels."""
+    info = DatasetInfo("mnist5k-tags", (16, 16, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1)).astype(np.uint8)
+    cnn = get_method("djsrh")(8, 0, {"image_network": "backbone", "backbone": "smallcnn", "downsample": 2}, info)
+    x = cnn._prepare(cnn.image_net.backbone, images)
+    assert x.shape == (4, 1, 8, 8)
+    full = cnn.image_net.backbone.prepare(images)
+    torch.testing.assert_close(x, torch.nn.functional.avg_pool2d(full, 2))
+    gen = torch.Generator().manual_seed(0)
+    assert cnn._prepare(cnn.image_net.backbone, images, 2, gen).shape == (4, 1, 8, 8)  # shift keeps the size
+    assert cnn._frozen_features(images, x).shape == (4, 16 * 16)  # F_I: the full-resolution pixels
+    assert cnn.encode(images, "image").shape == (4, 8)
+    mlp = get_method("djsrh")(8, 0, {"image_network": "mlp", "downsample": 4, "image_hidden": 5}, info)
+    assert mlp.image_net.backbone.net[1].in_features == 4 * 4
+    assert mlp._prepare(mlp.image_net.backbone, images).shape == (4, 1, 4, 4)
+    one = get_method("djsrh")(8, 0, {"image_network": "mlp", "downsample": 1, "image_hidden": 5}, info)
+    assert one._prepare(one.image_net.backbone, images).shape == (4, 1, 16, 16)
+    with pytest.raises(HashbenchError, match=r"djsrh\.downsample: 32 is not allowed"):
+        get_method("djsrh")(8, 0, {"downsample": 32}, info)
+
+
+def test_default_smallcnn_fits_and_encodes():
+    """The embedded default (smallcnn on the pooled input, pixel F_I) trains and encodes end to end."""
+    info = DatasetInfo("mnist5k-tags", (16, 16, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 16, 16, 1)).astype(np.uint8)
+    texts = (rng.random((16, 6)) < 0.3).astype(np.float32)
+    m = get_method("djsrh")(8, 0, {"epochs": 2, "batch_size": 8, "text_hidden": 16}, info)
+    assert m.params["image_network"] == "backbone" and m.params["backbone"] == "smallcnn"
+    history = m.fit(NoLabels(images=images, texts=texts))
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    codes = m.encode(images, "image", "query")
+    assert codes.shape == (16, 8) and set(np.unique(codes)) <= {-1, 1}
 
 
 # ------------------------------------------------------------------------------------------ refusals
