@@ -68,6 +68,13 @@ def test_second_repro_runs_nothing(repo):
     assert ran_stages(proc.stdout) == []
 
 
+def test_same_params_and_seed_give_byte_identical_codes_and_metrics(repo):
+    before = {name: (repo / name).read_bytes() for name in ("data/codes.h5", "metrics/eval.json", "models/model.pt")}
+    run("python stages/train.py && python stages/encode.py && python stages/evaluate.py", repo)
+    for name, content in before.items():
+        assert (repo / name).read_bytes() == content, name
+
+
 def test_changing_bits_and_method_reruns_only_train_to_plot(repo):
     proc = run("dvc exp run -S bits=16 -S method=lsh", repo)
     assert ran_stages(proc.stdout) == ["train", "encode", "evaluate", "plot"]
