@@ -92,10 +92,6 @@ def validate(block: str, given: dict | None, schema: dict[str, Param]) -> dict:
     return {key: spec.check(f"{block}.{key}", given.get(key, spec.default)) for key, spec in schema.items()}
 
 
-def defaults(schema: dict[str, Param]) -> dict:
-    return {key: spec.default for key, spec in schema.items()}
-
-
 def load_params(path: str | Path = "params.yaml") -> dict:
     """Read params.yaml (the stage's working directory is the repository root)."""
     path = Path(path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,9 +23,6 @@ from tqdm.auto import tqdm
 
 from ..config import Param, validate
 from ..errors import HashbenchError
-
-NEEDS = ("labels", "tags", "text", "unlabeled")
-
 
 @dataclass
 class DatasetInfo:
@@ -48,7 +45,6 @@ class TrainSet:
     tag_embeddings: np.ndarray | None = None  # float32 (T, D): one word vector per merged tag
     texts: np.ndarray | None = None  # float32 (N, V) bag of words
     unlabeled_images: np.ndarray | None = None  # uint8, semi-supervised methods
-    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,7 +52,7 @@ class TrainSet:
 
 class Method(abc.ABC):
     name: ClassVar[str]
-    needs: ClassVar[frozenset] = frozenset()
+    needs: ClassVar[frozenset] = frozenset()  # what fit() reads: subset of labels, tags, text, unlabeled
     modalities: ClassVar[tuple] = ("image",)
     quantized: ClassVar[bool] = False
     schema: ClassVar[dict[str, Param]] = {}
@@ -101,10 +97,9 @@ class Method(abc.ABC):
     def check_dataset(cls, info: DatasetInfo) -> None:
         from ..catalog import datasets_with
 
-        wanted = {"tags": "tags", "text": "text"}
-        for need in sorted(set(cls.needs) | set(cls.modalities)):
-            modality = wanted.get(need)
-            if modality and modality not in info.modalities:
+        used = set(cls.needs) | set(cls.modalities)
+        for modality in ("tags", "text"):
+            if modality in used and modality not in info.modalities:
                 have = datasets_with(modality)
                 raise HashbenchError(
                     f"method {cls.name} needs the {modality} modality, which dataset {info.name} lacks; "
