@@ -19,6 +19,7 @@ SCHEMA = {
     "topk": Param(None, int, ge=1, nullable=True),  # null = the whole database
     "zero": Param("count", str, choices=("count", "skip")),
     "radius": Param(2, int, ge=0),
+    "map_all": Param(True, bool),  # also mAP over the whole ranking (a full sort per query; false at NUS scale)
 }
 OUTS = ["metrics/eval.json", "plots/pr", "plots/precision_at_n"]
 
@@ -42,24 +43,26 @@ def main():
         query, database = codes[f"query/{q_mod}"], codes[f"database/{db_mod}"]
         if attrs["quantized"]:
             result = evaluate_aqd(query, database, codes["codebooks"], query_labels, db_labels,
-                                  topk=topk, zero=zero, progress=True)
+                                  topk=topk, zero=zero, map_all=p["map_all"], progress=True)
             pr = [{"rank": k, "precision": pr_, "recall": r}
                   for k, pr_, r in zip(result["pr"]["rank"], result["pr"]["precision"], result["pr"]["recall"])]
         else:
             result = evaluate_hamming(query, database, query_labels, db_labels, topk=topk, zero=zero,
-                                      radius=p["radius"], progress=True)
+                                      radius=p["radius"], map_all=p["map_all"], progress=True)
             metrics["precision_radius"][name] = result["precision_radius"]
             pr = [{"radius": k, "precision": pr_, "recall": r}
                   for k, pr_, r in zip(result["pr"]["radius"], result["pr"]["precision"], result["pr"]["recall"])]
         metrics["map"][name] = result["map"]
-        metrics["map_all"][name] = result["map_all"]
+        if p["map_all"]:
+            metrics["map_all"][name] = result["map_all"]
         pn = result["precision_at_n"]
         Path(f"plots/pr/{name}.json").write_text(json.dumps(pr, indent=1) + "\n")
         Path(f"plots/precision_at_n/{name}.json").write_text(
             json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1) + "\n")
-    if not metrics["precision_radius"]:
-        del metrics["precision_radius"]
-    else:
+    for key in ("map_all", "precision_radius"):
+        if not metrics[key]:
+            del metrics[key]
+    if "precision_radius" in metrics:
         metrics["radius"] = p["radius"]
     Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
