@@ -159,3 +159,47 @@ def test_fit_without_tags_is_one_line_error():
     method = get_method("wsdhq")(8, 0, {"epochs": 1}, INFO)
     with pytest.raises(HashbenchError, match="tags stage"):
         method.fit(TrainSet(np.zeros((4, 16, 16, 1), np.uint8)))
+
+
+class NoLabels(TrainSet):
+    """A TrainSet whose labels raise on any read."""
+
+    @property
+    def labels(self):
+        raise AssertionError("fit read the labels")
+
+    @labels.setter
+    def labels(self, value):
+        pass
+
+
+def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
+    """Tags only (labels raise if read); the same seed gives identical features, codes and codebooks; L_q is 0 until
+    the first codebook refresh (end of epoch 2) and positive afterwards."""
+    rng = np.random.default_rng(1)
+    n, t, dim = 40, 4, 6
+    images = rng.integers(0, 256, (n, 16, 16, 1), dtype=np.uint8)
+    targets = (rng.random((n, t)) < 0.5).astype(np.float32)
+    emb = rng.standard_normal((t, dim)).astype(np.float32)
+    params = {"epochs": 4, "batch_size": 16, "lr_step": 4}
+    assert get_method("wsdhq").needs == frozenset({"tags"})
+    runs = []
+    for _ in range(2):
+        method = get_method("wsdhq")(8, 5, params, INFO)
+        history = method.fit(NoLabels(images, tag_targets=targets, tag_embeddings=emb))
+        runs.append((history, method.encode(images, role="query"), method.encode(images), method.codebooks()))
+    history = runs[0][0]
+    assert [h["codebook_refresh"] for h in history] == [False, True, False, True]
+    assert history[0]["quant"] == 0.0 and history[1]["quant"] == 0.0 and history[2]["quant"] > 0.0
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1:], runs[1][1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tag_target_rows_must_match_images():
+    method = get_method("wsdhq")(8, 0, {"epochs": 1}, INFO)
+    train = TrainSet(np.zeros((4, 16, 16, 1), np.uint8), tag_targets=np.zeros((3, 2), np.float32),
+                     tag_embeddings=np.ones((2, 5), np.float32))
+    with pytest.raises(HashbenchError) as err:
+        method.fit(train)
+    assert "\n" not in str(err.value) and "3 rows of tag targets" in str(err.value)

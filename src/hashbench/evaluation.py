@@ -1,6 +1,6 @@
 """The project's one retrieval evaluator: plain numpy arrays in, plain JSON-serialisable dicts out.
 
-Definition (docs/specs: evaluation.md, section 2):
+Definition (the evaluation spec, evaluation.md section 2; summarised in the README's "Evaluation"):
 
 - **Relevance**: query q and database item x are relevant iff they share at least one label. Labels are multi-hot
   arrays (n, C) (bool/uint8; any non-zero entry counts as "has the label"); single-label data is one-hot. An item
@@ -15,7 +15,8 @@ Definition (docs/specs: evaluation.md, section 2):
     quantizers with block-sparse codewords (GPQ).
 - **AP@K** = (1/N_q) Σ_{k≤K} P@k · rel_k with N_q = number of relevant items in the top K ("retrieved"
   normaliser). The sum runs over all k ≤ K in rank order (float64, numpy's sum of that row). Queries with N_q = 0
-  count as AP = 0 (``zero="count"``) or are left out of the mean (``zero="skip"``, WSDHQ/thulab protocol).
+  count as AP = 0 (``zero="count"``) or are left out of the mean (``zero="skip"``, WSDHQ/thulab protocol; when every
+  query is left out, map is 0.0 and n_query_scored 0).
   K is an int, or None/"all" for the whole database; K larger than the database means the whole database.
 - **map_all**: the same AP over the whole ranking, always with ``zero="count"``.
 - **precision_at_n**: mean over queries of P@N (relevant in the top N / N) on the stable ranking.
@@ -153,7 +154,7 @@ def _threads(threads):
 
 # ----------------------------------------------------------------------------------------------------- primitives
 def _relevance(qmask, dmask, out=None):
-    """bool (nq, n): query and item share a label. qmask/dmask are uint64 label-bit words."""
+    """bool (nq, n): query and item share a label. qmask/dmask are packed label-bit words (``_words``)."""
     tmp = np.empty((qmask.shape[0], dmask.shape[0]), qmask.dtype)
     rel = None
     for w in range(qmask.shape[1]):

@@ -11,7 +11,8 @@ Per batch of m image-text pairs:
 - ``ReconstructionLoss``: with B_I, B_T the row-normalised tanh outputs (not their signs),
   L = lambda1*MSE(B_I B_I^T, S) + MSE(B_I B_T^T, S) + lambda2*MSE(B_T B_T^T, S), each MSE the MEAN over the m x m
   entries, diagonal included, as the official code (the paper writes Frobenius norms; the factor is 1/m^2).
-- ``alpha_for_epoch``: the tanh scale alpha = sqrt(epoch + 1), epoch counted from 0 (or 1 when fixed, DJSRH-6).
+- ``alpha_for_epoch``: the tanh scale alpha = sqrt(epoch + 1), epoch counted from 0; alpha = 1 throughout with the
+  fixed schedule (DJSRH-6).
 """
 from __future__ import annotations
 

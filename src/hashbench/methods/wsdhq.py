@@ -138,6 +138,9 @@ class WSDHQ(Method):
         if targets.ndim != 2 or emb.ndim != 2 or targets.shape[1] != emb.shape[0] or emb.shape[0] == 0:
             raise HashbenchError(f"wsdhq: tag targets {targets.shape} and embeddings {emb.shape} do not match; rerun "
                                  f"the tags stage")
+        if len(targets) != len(train):
+            raise HashbenchError(f"wsdhq: {len(targets)} rows of tag targets are not allowed for {len(train)} training "
+                                 f"images; use one row per image (rerun the tags stage)")
         n, dim = len(train), emb.shape[1]
         self.tag_embeddings = emb
         self._build_head(dim)
