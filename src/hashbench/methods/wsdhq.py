@@ -25,8 +25,10 @@ official tag script is not public):
   to 28x28 by `downsample` so that training fits ~2 minutes on 2 CPU cores) instead of the Caffe AlexNet of
   `alexnet.npy`; `backbone: alexnet` uses torchvision's AlexNet (ImageNet weights, no LRN/groups, RGB ImageNet
   normalisation instead of Caffe's BGR means);
-- augmentation: random shifts of up to `augment_shift` pixels instead of 227x227 random crops of 256x256 images; no
-  horizontal flips by default (`flip`), since mirrored digits are different glyphs; no 10-crop test averaging;
+- augmentation: random shifts of up to `augment_shift` pixels of the network input (for smallcnn after the
+  `downsample` pooling, so the default 2 moves up to 4 original pixels; DJSRH shifts before pooling) instead of
+  227x227 random crops of 256x256 images; no horizontal flips by default (`flip`), since mirrored digits are
+  different glyphs; no 10-crop test averaging;
 - schedule scaled to the embedded set: `epochs` (even, so the last codebook refresh comes at the end of training)
   and an lr step in iterations of the same share of training as the official 300 of 800 iterations;
 - `lr` default 1e-3 rather than 3e-4: the backbone here trains from scratch for far fewer iterations; chosen on a
