@@ -116,6 +116,7 @@ def test_rewrite_is_atomic_and_leaves_no_temp(tmp_path):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"labels": np.full((4, 2), 2)}, "labels: values must be 0 or 1"),
+    ({"labels": np.full((4, 2), 0.5)}, "labels: values must be 0 or 1"),
     ({"class_names": ["a"]}, "class_names: 1 names given for 2"),
     ({"images": np.zeros((4, 2, 2), np.uint8)}, "images:"),
     ({"images": np.zeros((4, 2, 2, 1), np.uint8), "image_paths": ["a"] * 4}, "give one of them"),
@@ -124,6 +125,9 @@ def test_rewrite_is_atomic_and_leaves_no_temp(tmp_path):
     ({"tags": [["a"]]}, "tags: 1 rows given for 4"),
     ({"single_label": True, "labels": np.ones((4, 2), np.uint8)}, "single-label"),
     ({"extra_arrays": {"labels": np.zeros(4)}}, "extra_arrays.labels"),
+    ({"tags": (["a", "b"], [0, 2, 2, 2, 2], [1, 1])}, "the same tag twice"),
+    ({"extra_files": {"dataset.h5": {}}}, r"extra_files\.dataset\.h5: not allowed"),
+    ({"extra_files": {"../x.json": {}}}, r"extra_files\.\.\./x\.json: not allowed"),
 ])
 def test_write_errors_are_one_line(tmp_path, kwargs, match):
     args = {"name": "bad", "labels": np.eye(2, dtype=np.uint8)[[0, 1, 0, 1]], "class_names": ["a", "b"]}

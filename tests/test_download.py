@@ -138,6 +138,8 @@ def test_manual_file_used_without_network(server, tmp_path):
     with pytest.raises(HashbenchError, match=r"manually placed file does not match \(expected md5 f+, got") as err:
         fetch(f"{base}/{CIFAR_NAME}", tmp_path / "dl", md5="f" * 32, manual_dir=manual, progress=False)
     assert str(manual / CIFAR_NAME) in str(err.value) and paths == []
+    with pytest.raises(HashbenchError, match=r"does not match \(expected 5 bytes, got 11 bytes\)"):
+        fetch(f"{base}/{CIFAR_NAME}", tmp_path / "dl", expected_bytes=5, manual_dir=manual, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------------- extract
@@ -288,6 +290,27 @@ def test_nuswide_bad_value_is_reported_not_fatal(tmp_path):
     with open_dataset(tmp_path / "raw") as ds:
         np.testing.assert_array_equal(ds.labels(), labels[keep][:, order])
         np.testing.assert_array_equal(ds.array("source_index"), np.flatnonzero(keep))
+
+
+def test_nuswide_image_list(tmp_path):
+    concepts = ["lake", "sky"]
+    labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts)
+    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
+        zf.writestr("ConceptsList/Concepts81.txt", "\n".join(concepts) + "\n")
+    lines = [f"Flickr\\c{i % 3}\\{i:04d}_1.jpg" for i in range(len(labels))]
+    with zipfile.ZipFile(tmp_path / "ImageList.zip", "w") as zf:
+        zf.writestr("ImageList/Imagelist.txt", "\r\n".join(lines) + "\r\n")
+    man = convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw",
+                          subset="all81", image_list_zip=tmp_path / "ImageList.zip", check_train_test=False)
+    keep = np.flatnonzero(labels.any(axis=1))
+    assert man["modalities"] == ["image"]
+    with open_dataset(tmp_path / "raw") as ds:
+        assert ds.image_paths() == [lines[i].replace("\\", "/") for i in keep]
+        assert ds.image_root == "images"
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(HashbenchError, match=r"bad\.zip: not a readable zip"):
+        convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw2",
+                        subset="all81", image_list_zip=tmp_path / "bad.zip", check_train_test=False)
 
 
 def test_nuswide_real_groundtruth(tmp_path):

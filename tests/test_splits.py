@@ -9,8 +9,7 @@ from hashbench.data import open_dataset, write_dataset
 from hashbench.download import read_nuswide_concepts, read_nuswide_groundtruth, shared_data_dir
 from hashbench.embedded import EMBEDDED, make_dataset
 from hashbench.errors import HashbenchError
-from hashbench.splits import (check_split, load_split, make_split, quota_sample, save_split, split_from_params,
-                              validate_protocol)
+from hashbench.splits import check_split, load_split, make_split, quota_sample, save_split, validate_protocol
 
 SHARED = shared_data_dir()
 
@@ -55,7 +54,7 @@ def test_mnist5k_protocol(mnist5k):
         assert v.dtype == np.int64 and np.all(np.diff(v) > 0)
     rules = check_split(split, mnist5k, proto)
     assert "query ∩ database = ∅" in rules and "train ⊂ database" in rules
-    assert "labeled ∪ unlabeled = database, disjoint" in rules
+    assert "labeled ∪ unlabeled = database, disjoint" in rules and "labeled = train" in rules
 
 
 def test_determinism(mnist5k):
@@ -76,7 +75,7 @@ def test_train_outside_database(mnist5k):
 
 def test_partition_protocol(mnist5k_tags):
     proto = EMBEDDED["mnist5k-tags"]["split"]
-    split = split_from_params(mnist5k_tags, EMBEDDED["mnist5k-tags"])
+    split = make_split(mnist5k_tags, proto, EMBEDDED["mnist5k-tags"]["seed"])
     part = mnist5k_tags.partition()
     np.testing.assert_array_equal(split["query"], np.flatnonzero(part == 1))
     np.testing.assert_array_equal(split["database"], np.flatnonzero(part == 0))

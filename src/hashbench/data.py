@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import h5py
 import numpy as np
@@ -127,6 +127,9 @@ def _tags_to_csr(tags, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
         raise HashbenchError(f"tags: indptr must be non-decreasing, length {n + 1}, from 0 to len(indices)")
     if indices.size and (indices.min() < 0 or indices.max() >= len(vocab)):
         raise HashbenchError(f"tags: indices must lie in 0..{len(vocab) - 1}")
+    keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)) * max(len(vocab), 1) + indices
+    if np.unique(keys).size != keys.size:
+        raise HashbenchError("tags: a row lists the same tag twice; give each tag at most once per item")
     return vocab, indptr, indices
 
 
@@ -166,7 +169,7 @@ def write_dataset(
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise HashbenchError(f"labels: shape {labels.shape} is not allowed; use (N, C)")
-    if labels.size and (labels.min() < 0 or labels.max() > 1):
+    if labels.size and not np.isin(labels, (0, 1)).all():
         raise HashbenchError("labels: values must be 0 or 1 (multi-hot)")
     labels = labels.astype(np.uint8)
     n, c = labels.shape
@@ -217,6 +220,10 @@ def write_dataset(
             raise HashbenchError(f"extra_arrays.{key}: name is reserved or invalid; use another name")
         if np.asarray(arr).dtype.kind not in "biuf":
             raise HashbenchError(f"extra_arrays.{key}: only numeric arrays are allowed")
+    for fname in extra_files or {}:
+        if fname in (H5_NAME, MANIFEST_NAME) or Path(fname).name != fname or fname.startswith("."):
+            raise HashbenchError(f"extra_files.{fname}: not allowed; use a plain file name other than {H5_NAME} "
+                                 f"and {MANIFEST_NAME}")
 
     h5_path = folder / H5_NAME
     manifest_path = folder / MANIFEST_NAME
@@ -299,6 +306,8 @@ class Dataset:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise HashbenchError(hint.format(f"{MANIFEST_NAME} is not valid JSON")) from None
+        if not isinstance(self.manifest, dict):
+            raise HashbenchError(hint.format(f"{MANIFEST_NAME} is not a JSON object"))
         expected = self.manifest.get("files", {}).get(H5_NAME, {}).get("bytes")
         if expected is not None and expected != h5_path.stat().st_size:
             raise HashbenchError(hint.format(f"{H5_NAME} has {h5_path.stat().st_size} bytes, manifest says "
@@ -440,11 +449,15 @@ class Dataset:
         return _read_rows(self._f[key], self._idx(index, key))
 
     def verify(self) -> None:
-        """Compare every file listed in the manifest with its recorded size and md5."""
+        """Compare the md5 of every file listed in the manifest with the recorded one."""
         for fname, entry in self.manifest.get("files", {}).items():
             path = self.folder / fname
-            if not path.is_file() or file_md5(path) != entry.get("md5"):
-                raise HashbenchError(f"{path}: missing or md5 differs from manifest.json; {_MISSING_HINT}")
+            if not path.is_file():
+                raise HashbenchError(f"{path}: missing but listed in {MANIFEST_NAME}; {_MISSING_HINT}")
+            actual = file_md5(path)
+            if actual != entry.get("md5"):
+                raise HashbenchError(f"{path}: md5 differs from {MANIFEST_NAME} (expected {entry.get('md5')}, got "
+                                     f"{actual}); {_MISSING_HINT}")
 
 
 def open_dataset(folder, verify: bool = False) -> Dataset:
@@ -484,8 +497,3 @@ def content_hash(folder) -> str:
             visit(name, f[name])
     return digest.hexdigest()
 
-
-def iter_batches(index: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
-    """Consecutive slices of `index` of at most `batch_size` items."""
-    for start in range(0, len(index), batch_size):
-        yield index[start:start + batch_size]

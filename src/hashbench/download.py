@@ -180,9 +180,10 @@ def fetch(url: str, dest_dir, md5: str | None = None, expected_bytes: int | None
     if manual is not None and manual.is_file():
         ok, actual = good(manual)
         if not ok:
-            raise HashbenchError(f"{manual}: manually placed file does not match (expected md5 {md5}"
-                                 f"{f', {expected_bytes} bytes' if expected_bytes else ''}, got {actual}); "
-                                 f"replace it with the official {filename}")
+            expected = ", ".join(([f"md5 {md5}"] if md5 else []) +
+                                 ([f"{expected_bytes} bytes"] if expected_bytes is not None else []))
+            raise HashbenchError(f"{manual}: manually placed file does not match (expected {expected}, got "
+                                 f"{actual}); replace it with the official {filename}")
         return manual
     if dest.is_file():
         if good(dest)[0]:
@@ -453,12 +454,16 @@ def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21"
     keep = np.flatnonzero(labels.any(axis=1))
     paths = None
     if image_list_zip is not None:
-        with zipfile.ZipFile(image_list_zip) as zf:
-            name = next((n for n in zf.namelist() if n.endswith("Imagelist.txt")), None)
-            if name is None:
-                raise HashbenchError(f"{image_list_zip}: Imagelist.txt not found; use the official ImageList.zip")
-            lines = [ln.strip().replace("\\", "/") for ln in zf.read(name).decode("utf-8", "replace").splitlines()
-                     if ln.strip()]
+        try:
+            with zipfile.ZipFile(image_list_zip) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("Imagelist.txt")), None)
+                if name is None:
+                    raise HashbenchError(f"{image_list_zip}: Imagelist.txt not found; use the official "
+                                         f"ImageList.zip")
+                text = zf.read(name).decode("utf-8", "replace")
+        except (zipfile.BadZipFile, OSError) as err:
+            raise HashbenchError(f"{image_list_zip}: not a readable zip ({_one_line(err)})") from None
+        lines = [ln.strip().replace("\\", "/") for ln in text.splitlines() if ln.strip()]
         if len(lines) != allm.shape[0]:
             raise HashbenchError(f"{image_list_zip}: {len(lines)} paths for {allm.shape[0]} label rows")
         paths = [lines[i] for i in keep]

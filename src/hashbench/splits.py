@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .config import Param, validate
+from .data import atomic_write_json
 from .errors import HashbenchError
 
 SPLIT_NPZ = "split.npz"
@@ -231,9 +232,10 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
         if not np.array_equal(np.union1d(lab, unl), np.sort(db)):
             fail("labeled ∪ unlabeled must equal the database")
         rules.append("labeled ∪ unlabeled = database, disjoint")
-        if proto["labeled_unlabeled"] and not np.array_equal(np.sort(lab), np.sort(tr)):
-            fail("labeled must equal train")
-        rules.append("labeled = train")
+        if proto["labeled_unlabeled"]:
+            if not np.array_equal(np.sort(lab), np.sort(tr)):
+                fail("labeled must equal train")
+            rules.append("labeled = train")
 
     kind = proto["protocol"]
     labels = dataset.labels()
@@ -302,8 +304,6 @@ def save_split(folder, split: dict, dataset, protocol: dict, seed: int | None = 
     finally:
         if tmp.exists():
             tmp.unlink()
-    from .data import atomic_write_json
-
     atomic_write_json(folder / SPLIT_JSON, info)
     return info
 
@@ -331,9 +331,3 @@ def load_split(folder) -> dict[str, np.ndarray]:
                                      f"run `dvc repro split`")
     return split
 
-
-def split_from_params(dataset, block: dict) -> dict[str, np.ndarray]:
-    """Convenience for the split stage: `block` is the dataset's params block (holding `split` and `seed`)."""
-    if not isinstance(block, dict) or "split" not in block:
-        raise HashbenchError(f"{dataset.name}.split: missing; add a split protocol block to params.yaml")
-    return make_split(dataset, block["split"], block.get("seed", 0))

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .config import Param, validate
+from .data import atomic_write_json, open_dataset
 from .errors import HashbenchError
 
 OUT_FILES = ("vocab.json", "merge_map.json", "tags.h5", "report.json")
@@ -317,20 +318,20 @@ def purity_report(members: list[list[str]], dropped: dict[str, str], truth: dict
 # ---------------------------------------------------------------------------------------------- outputs
 def _h5_write(path: Path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        for key, arr in arrays.items():
-            kwargs = {}
-            if arr.ndim == 2 and arr.size > (1 << 20):
-                kwargs = {"chunks": (min(arr.shape[0], 4096), max(arr.shape[1], 1)), "compression": "gzip",
-                          "compression_opts": 4, "shuffle": False}
-            f.create_dataset(key, data=arr, track_times=False, **kwargs)
-    tmp.replace(path)
-
-
-def _json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            for key, arr in arrays.items():
+                kwargs = {}
+                if arr.ndim == 2 and arr.size > (1 << 20):
+                    kwargs = {"chunks": (min(arr.shape[0], 4096), max(arr.shape[1], 1)), "compression": "gzip",
+                              "compression_opts": 4, "shuffle": False}
+                f.create_dataset(key, data=arr, track_times=False, **kwargs)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_outputs(folder, result: TagResult | None, train_index: np.ndarray, report: dict) -> None:
@@ -351,11 +352,11 @@ def write_outputs(folder, result: TagResult | None, train_index: np.ndarray, rep
         dropped = dict(sorted(result.dropped.items()))
         embeddings = result.embeddings.astype(np.float32)
         targets = result.targets.toarray().astype(np.uint8)
-    _json(folder / "vocab.json", vocab)
-    _json(folder / "merge_map.json", {"merged": merged, "dropped": dropped})
+    atomic_write_json(folder / "vocab.json", vocab)
+    atomic_write_json(folder / "merge_map.json", {"merged": merged, "dropped": dropped})
     _h5_write(folder / "tags.h5", {"embeddings": embeddings, "targets": targets, "train_index": train_index},
               {"n_tags": int(embeddings.shape[0]), "dim": int(embeddings.shape[1]), "has_tags": result is not None})
-    _json(folder / "report.json", report)
+    atomic_write_json(folder / "report.json", report)
 
 
 def load_targets(folder, train_index) -> tuple[np.ndarray, np.ndarray]:
@@ -379,7 +380,6 @@ def load_targets(folder, train_index) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------------ stage
 def run(raw_folder, split_folder, out_folder, p: dict) -> dict:
     """The tags stage: read the training images' tags, process them, write the outputs; return the report."""
-    from .data import open_dataset
     from .splits import load_split
 
     start = time.perf_counter()
