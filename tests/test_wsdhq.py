@@ -181,7 +181,7 @@ def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
     images = rng.integers(0, 256, (n, 16, 16, 1), dtype=np.uint8)
     targets = (rng.random((n, t)) < 0.5).astype(np.float32)
     emb = rng.standard_normal((t, dim)).astype(np.float32)
-    params = {"epochs": 4, "batch_size": 16, "lr_step": 4}
+    params = {"epochs": 3, "batch_size": 16, "lr_step": 4}
     assert get_method("wsdhq").needs == frozenset({"tags"})
     runs = []
     for _ in range(2):
@@ -189,7 +189,7 @@ def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
         history = method.fit(NoLabels(images, tag_targets=targets, tag_embeddings=emb))
         runs.append((history, method.encode(images, role="query"), method.encode(images), method.codebooks()))
     history = runs[0][0]
-    assert [h["codebook_refresh"] for h in history] == [False, True, False, True]
+    assert [h["codebook_refresh"] for h in history] == [False, True, False]
     assert history[0]["quant"] == 0.0 and history[1]["quant"] == 0.0 and history[2]["quant"] > 0.0
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1:], runs[1][1:]):
