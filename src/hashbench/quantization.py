@@ -18,7 +18,11 @@ from .errors import HashbenchError
 
 
 def subspace_blocks(dim: int, m: int) -> list[np.ndarray]:
-    """M contiguous blocks of dimensions (sizes differ by at most one when M does not divide D)."""
+    """M contiguous blocks of dimensions (sizes differ by at most one when M does not divide D).
+
+    Deviation: the official WSDHQ k-means start uses blocks of D // M dimensions and leaves the remainder out; here
+    every dimension belongs to a block. It only affects the initial codebooks (the least-squares update then makes
+    every codeword dense)."""
     if not 1 <= m <= dim:
         raise HashbenchError(f"codebooks: {m} codebooks do not fit a {dim}-d feature; use at most {dim}")
     return np.array_split(np.arange(dim), m)
