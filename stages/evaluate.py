@@ -36,7 +36,7 @@ def main():
     metrics = {"method": attrs["method"], "bits": int(attrs["bits"]), "dataset": attrs["dataset"],
                "topk": topk if topk is not None else "all", "zero": zero, "ties": "stable", "norm": "retrieved",
                "n_query": len(query_labels), "n_database": len(db_labels),
-               "map": {}, "map_all": {}, "precision_radius": {}}
+               "map": {}, "map_all": {}, "precision_radius": {}, "n_query_scored": {}}
     for folder in ("plots/pr", "plots/precision_at_n"):
         Path(folder).mkdir(parents=True, exist_ok=True)
     for name, (q_mod, db_mod) in directions.items():
@@ -44,15 +44,15 @@ def main():
         if attrs["quantized"]:
             result = evaluate_aqd(query, database, codes["codebooks"], query_labels, db_labels,
                                   topk=topk, zero=zero, map_all=p["map_all"], progress=True)
-            pr = [{"rank": k, "precision": pr_, "recall": r}
-                  for k, pr_, r in zip(result["pr"]["rank"], result["pr"]["precision"], result["pr"]["recall"])]
         else:
             result = evaluate_hamming(query, database, query_labels, db_labels, topk=topk, zero=zero,
                                       radius=p["radius"], map_all=p["map_all"], progress=True)
             metrics["precision_radius"][name] = result["precision_radius"]
-            pr = [{"radius": k, "precision": pr_, "recall": r}
-                  for k, pr_, r in zip(result["pr"]["radius"], result["pr"]["precision"], result["pr"]["recall"])]
+        x = "rank" if attrs["quantized"] else "radius"  # PR over ranks for real scores, over radii for Hamming
+        pr = [dict(zip((x, "precision", "recall"), row))
+              for row in zip(result["pr"][x], result["pr"]["precision"], result["pr"]["recall"])]
         metrics["map"][name] = result["map"]
+        metrics["n_query_scored"][name] = result["n_query_scored"]
         if p["map_all"]:
             metrics["map_all"][name] = result["map_all"]
         pn = result["precision_at_n"]
