@@ -170,15 +170,16 @@ def _key_dtype(bits):
     return np.uint8 if 2 * bits + 2 <= 255 else np.uint16
 
 
-def _hamming_keys(qw, dw, qm, dm, out, block):
+def _hamming_keys(qw, dw, qm, dm, out, block, buffers=None):
     """Fill out (q, n) with 2·Hamming distance + relevance, in database blocks that stay in cache.
     Yields (b0, b1) after each block so callers can use it while it is still in cache."""
     q, n = qw.shape[0], dw.shape[0]
-    tmp = np.empty((q, block), qw.dtype)
-    tmpl = np.empty((q, block), qm.dtype)
-    cnt = np.empty((q, block), out.dtype)
-    relb = np.empty((q, block), np.bool_)
-    relw = np.empty((q, block), np.bool_)
+    buffers = {} if buffers is None else buffers
+    tmp = _scratch(buffers, "hk_xor", (q, block), qw.dtype)
+    tmpl = _scratch(buffers, "hk_and", (q, block), qm.dtype)
+    cnt = _scratch(buffers, "hk_cnt", (q, block), out.dtype)
+    relb = _scratch(buffers, "hk_rel", (q, block), np.bool_)
+    relw = _scratch(buffers, "hk_relw", (q, block), np.bool_)
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         w = b1 - b0
@@ -205,13 +206,15 @@ def _block_size(q):
     return max(_TILE, (_BLOCK_PAIRS // max(1, q)) // _TILE * _TILE)
 
 
-def _ap_rows(srel):
-    """AP sums and hit counts of rank-ordered relevance rows (nq, K): Σ_k P@k·rel_k (numpy row sum) and N_q."""
-    k = srel.shape[1]
-    cum = np.cumsum(srel, axis=1, dtype=np.int64)
-    terms = cum / np.arange(1, k + 1, dtype=np.float64)
+def _ap_rows(srel, buffers=None):
+    """AP sums, hit counts and running hit counts of rank-ordered relevance rows (nq, K): Σ_k P@k·rel_k (numpy row
+    sum), N_q and cumsum(rel) (nq, K). With `buffers`, the (nq, K) temporaries are reused scratch."""
+    q, k = srel.shape
+    buffers = {} if buffers is None else buffers
+    cum = np.cumsum(srel, axis=1, dtype=np.int64, out=_scratch(buffers, "ap_cum", (q, k), np.int64))
+    terms = np.divide(cum, np.arange(1, k + 1, dtype=np.float64), out=_scratch(buffers, "ap_terms", (q, k), np.float64))
     terms *= srel
-    return terms.sum(axis=1), cum[:, -1] if k else np.zeros(len(srel), np.int64)
+    return terms.sum(axis=1), cum[:, -1].copy() if k else np.zeros(q, np.int64), cum
 
 
 def _fmean(values):
@@ -282,7 +285,7 @@ def _from_sorted_keys(keys, topk, grid):
     n = keys.shape[1]
     srel = _low_bit(keys)
     counts = np.cumsum(srel, axis=1, dtype=np.int32 if n < 2**31 else np.int64)
-    ap_sum, hits = _ap_rows(srel[:, :topk])
+    ap_sum, hits, _ = _ap_rows(srel[:, :topk])
     terms = np.zeros(keys.shape, np.float64)        # P@k where rel_k, else 0 (as (cum/k)·rel_k)
     np.divide(counts, np.arange(1, n + 1, dtype=np.float64), out=terms, where=srel)
     del srel
@@ -335,22 +338,26 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1, buffers):
     ntiles = -(-n // _TILE)
     block = _block_size(q)
     bt = block // _TILE                  # tiles per block
-    key = _scratch(buffers, "key", (q, n), _key_dtype(bits))
+    kdt = _key_dtype(bits)
+    # keys (q, ntiles·_TILE): rows padded to whole tiles with a key no bucket has, so a tile is a plain row slice
+    keyp = _scratch(buffers, "key", (q, ntiles * _TILE), kdt)
+    keyp[:, n:] = np.iinfo(kdt).max
+    key = keyp[:, :n]
     # histogram per (query, tile, key), filled block by block while the block is in cache
-    base = (np.arange(q, dtype=np.int64)[:, None] * bt + (np.arange(block, dtype=np.int64) // _TILE)[None, :]) * nk
-    idx = np.empty((q, block), np.int64)
-    hist = _scratch(buffers, "hist", (q, ntiles, nk), np.int64)
-    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key, block):
+    base = _scratch(buffers, "base", (q, block), np.int64)
+    np.add(np.arange(q, dtype=np.int64)[:, None] * bt, (np.arange(block, dtype=np.int64) // _TILE)[None, :], out=base)
+    base *= nk
+    idx = _scratch(buffers, "idx", (q, block), np.int64)
+    hist = _scratch(buffers, "hist", (q, ntiles, nk), np.int32)
+    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key, block, buffers):
         w = b1 - b0
         ix = idx[:, :w]
         np.add(base[:, :w], key[:, b0:b1], out=ix)
         t0, nt = b0 // _TILE, -(-w // _TILE)
         hist[:, t0:t0 + nt] = np.bincount(ix.ravel(), minlength=q * bt * nk).reshape(q, bt, nk)[:, :nt]
-    del idx, base
-    rel_tile = hist[:, :, 1::2]                       # (q, ntiles, nb)
-    cnt_tile = hist[:, :, 0::2] + rel_tile
-    le = np.cumsum(cnt_tile.sum(axis=1), axis=1)      # (q, nb) items with distance <= r
-    rel_le = np.cumsum(rel_tile.sum(axis=1), axis=1)
+    tot = hist.sum(axis=1, dtype=np.int64)            # (q, nk)
+    le = np.cumsum(tot[:, 0::2] + tot[:, 1::2], axis=1)  # (q, nb) items with distance <= r
+    rel_le = np.cumsum(tot[:, 1::2], axis=1)
     n_rel = rel_le[:, -1]
 
     # positions N (grid points beyond K, then K): threshold bucket t and the relevant items among the first N
@@ -364,47 +371,40 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1, buffers):
     before = np.where(t > 0, le[rows, tm1], 0)
     rel_before = np.where(t > 0, rel_le[rows, tm1], 0)
     m = p - before                                    # items needed from bucket t: 1..count(t)
-    ctile = np.cumsum(cnt_tile[rows, :, t], axis=1)   # (P, ntiles): items of bucket t up to each tile
-    rtile = np.cumsum(rel_tile[rows, :, t], axis=1)
+    rtile = hist[rows, :, 2 * t + 1]                  # (P, ntiles): relevant items of bucket t per tile
+    ctile = np.cumsum(hist[rows, :, 2 * t] + rtile, axis=1)  # items of bucket t up to each tile
+    rtile = np.cumsum(rtile, axis=1)
     tau = (ctile < m[:, None]).sum(axis=1)            # the tile holding the m-th item of bucket t
     ar = np.arange(len(m))
     taum1 = np.maximum(tau - 1, 0)
     prev = np.where(tau > 0, ctile[ar, taum1], 0)
     rprev = np.where(tau > 0, rtile[ar, taum1], 0)
     mm = m - prev                                     # 1.._TILE
-    cols = tau[:, None] * _TILE + np.arange(_TILE)[None, :]
-    valid = cols < n
-    seg = np.take(key.ravel(), np.minimum(cols, n - 1) + (rows * n)[:, None])
-    eq = ((seg >> 1) == t[:, None]) & valid
-    c = np.cumsum(eq, axis=1)
-    take = eq & (c <= mm[:, None])
-    rpart = (take & (seg & 1).astype(np.bool_)).sum(axis=1)
+    seg = keyp.reshape(q, ntiles, _TILE)[rows, tau]   # (P, _TILE): that tile
+    eq = (seg >> 1) == t.astype(kdt)[:, None]
+    c = np.cumsum(eq, axis=1, dtype=np.int32)
+    rpart = np.count_nonzero(eq & (c <= mm[:, None]) & (seg & 1).astype(np.bool_), axis=1)
     cut = tau * _TILE + np.argmax(eq & (c == mm[:, None]), axis=1)  # index of the m-th item of bucket t
     rel_top = (rel_before + rprev + rpart).reshape(q, len(pos))
     t_k = thr[:, -1]
     cut_k = cut.reshape(q, len(pos))[:, -1]
 
-    # stable top-K: buckets below t_k, then bucket t_k up to index cut_k; ordered by (row, distance, index)
-    below, upto = (2 * t_k).astype(key.dtype), (2 * t_k + 2).astype(key.dtype)  # key < 2t: d < t; < 2t+2: d <= t
-    sel_r, sel_c = [], []
-    for b0 in range(0, n, block):
-        b1 = min(n, b0 + block)
-        flat = np.flatnonzero(key[:, b0:b1] < np.where(cut_k >= b0, upto, below)[:, None])
-        r_ = flat // (b1 - b0)
-        sel_r.append(r_)
-        sel_c.append(flat - r_ * (b1 - b0) + b0)
-    sr, sc = np.concatenate(sel_r), np.concatenate(sel_c)
-    sk = key[sr, sc]
-    sd = (sk >> 1).astype(np.int64)
-    keep = (sd < t_k[sr]) | (sc <= cut_k[sr])
-    group = sr[keep] * nb + sd[keep]      # per row, items arrive in index order: a stable sort on (row, d) suffices
-    order = np.argsort(group.astype(np.uint16) if q * nb < 2**16 else group, kind="stable")
-    srel = (sk[keep][order] & 1).astype(np.bool_).reshape(q, topk)
-    ap_sum, hits = _ap_rows(srel)
+    # stable top-K of each row: keys with distance <= t_k up to index cut_k, and distance < t_k after it, in index
+    # order, then stably sorted by distance
+    srel = _scratch(buffers, "srel", (q, topk), np.bool_)
+    mask = _scratch(buffers, "mask", (n,), np.bool_)
+    for i in range(q):
+        c1, tk = int(cut_k[i]) + 1, int(t_k[i])       # Python ints: the compares stay in the key dtype
+        np.less(key[i, :c1], 2 * tk + 2, out=mask[:c1])
+        np.less(key[i, c1:], 2 * tk, out=mask[c1:])
+        sk = np.compress(mask[:n], key[i])
+        srel[i] = (sk[np.argsort(sk >> 1, kind="stable")] & 1).view(np.bool_) if kdt == np.uint8 else \
+            (sk[np.argsort(sk >> 1, kind="stable")] & 1) != 0
+    ap_sum, hits, cum = _ap_rows(srel, buffers)
     near = [g for g in grid if g <= topk]
     grid_rel = np.empty((q, len(grid)), np.int64)
     if near:
-        grid_rel[:, :len(near)] = np.cumsum(srel, axis=1)[:, np.asarray(near) - 1]
+        grid_rel[:, :len(near)] = cum[:, np.asarray(near) - 1]
     grid_rel[:, len(near):] = rel_top[:, :-1]
     return {"ap_sum": ap_sum, "hits": hits, "ap_all_sum": None, "n_rel": n_rel, "grid_rel": grid_rel,
             "le": le, "rel_le": rel_le}
@@ -458,8 +458,7 @@ def _aqd_chunk(qf, cb, assign_t, qm, dm, topk, grid, map_all, r0, r1, buffers):
         width = p
     top = np.sort(keys[:, :topk], axis=1)
     srel = _low_bit(top)
-    ap_sum, hits = _ap_rows(srel)
-    cum = np.cumsum(srel, axis=1, dtype=np.int64)
+    ap_sum, hits, cum = _ap_rows(srel, buffers)
     grid_rel = np.empty((len(keys), len(grid)), np.int64)
     rel_far, prev = np.zeros(len(keys), np.int64), topk
     low = _low_bit(keys, far[-1]) if far else None
