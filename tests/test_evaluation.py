@@ -175,7 +175,7 @@ def test_hand_computed_aqd():
 
 # ------------------------------------------------------------------------------------------- against the reference
 @pytest.mark.parametrize("map_all", [True, False])
-@pytest.mark.parametrize("bits,single", [(4, False), (6, True), (8, False), (13, False), (70, False)])
+@pytest.mark.parametrize("bits,single", [(4, False), (6, True), (8, False), (13, False), (70, False), (130, False)])
 def test_matches_reference_random(bits, single, map_all):
     rng = np.random.default_rng(bits)
     qc, dc, ql, dl = random_case(rng, 23, 700, bits, 5, single=single)
