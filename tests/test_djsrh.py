@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import LabelFreeTrainSet
 from hashbench.errors import HashbenchError
 from hashbench.losses.joint_semantics import (JointSemanticsAffinity, ReconstructionLoss, alpha_for_epoch,
                                               cosine_affinity)
@@ -112,24 +113,13 @@ def test_alpha_set_each_epoch_during_fit():
         assert m.image_net.squash.alpha == pytest.approx(want[-1]) == m.text_net.squash.alpha
 
 
-# ------------------------------------------------------------------------------------------ no labels
-class NoLabels(TrainSet):
-    """A TrainSet whose labels raise on any access."""
-
-    @property
-    def labels(self):
-        raise AssertionError("fit read the labels")
-
-    @labels.setter
-    def labels(self, value):
-        pass
 
 
 def test_fit_never_reads_labels():
     cls = get_method("djsrh")
     assert "labels" not in cls.needs and cls.needs == frozenset({"text"})
     images, texts, _ = synthetic_pairs(16)
-    history = cls(8, 0, SMALL, TAGS_INFO).fit(NoLabels(images=images, texts=texts))
+    history = cls(8, 0, SMALL, TAGS_INFO).fit(LabelFreeTrainSet(images=images, texts=texts))
     assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
 
 
@@ -194,7 +184,7 @@ def test_default_smallcnn_fits_and_encodes():
     texts = (rng.random((16, 6)) < 0.3).astype(np.float32)
     m = get_method("djsrh")(8, 0, {"epochs": 2, "batch_size": 8, "text_hidden": 16}, info)
     assert m.params["image_network"] == "backbone" and m.params["backbone"] == "smallcnn"
-    history = m.fit(NoLabels(images=images, texts=texts))
+    history = m.fit(LabelFreeTrainSet(images=images, texts=texts))
     assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
     codes = m.encode(images, "image", "query")
     assert codes.shape == (16, 8) and set(np.unique(codes)) <= {-1, 1}

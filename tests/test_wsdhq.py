@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import LabelFreeTrainSet
 from hashbench.errors import HashbenchError
 from hashbench.losses.adaptive_margin import AdaptiveCosineMarginLoss
 from hashbench.losses.cosine_quantization import CosineQuantizationLoss
@@ -161,16 +162,6 @@ def test_fit_without_tags_is_one_line_error():
         method.fit(TrainSet(np.zeros((4, 16, 16, 1), np.uint8)))
 
 
-class NoLabels(TrainSet):
-    """A TrainSet whose labels raise on any read."""
-
-    @property
-    def labels(self):
-        raise AssertionError("fit read the labels")
-
-    @labels.setter
-    def labels(self, value):
-        pass
 
 
 def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
@@ -186,7 +177,7 @@ def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
     runs = []
     for _ in range(2):
         method = get_method("wsdhq")(8, 5, params, INFO)
-        history = method.fit(NoLabels(images, tag_targets=targets, tag_embeddings=emb))
+        history = method.fit(LabelFreeTrainSet(images, tag_targets=targets, tag_embeddings=emb))
         runs.append((history, method.encode(images, role="query"), method.encode(images), method.codebooks()))
     history = runs[0][0]
     assert [h["codebook_refresh"] for h in history] == [False, True, False]

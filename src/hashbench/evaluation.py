@@ -520,6 +520,14 @@ def _finish(res, keep_per_query):
 
 
 # ------------------------------------------------------------------------------------------------------ public API
+def _common_args(query_labels, db_labels, nq, n, zero, topk, pn_points):
+    """The checks both entry points share: labels, zero policy, K and the rank grid."""
+    ql = _labels(query_labels, "query_labels", nq)
+    dl = _labels(db_labels, "db_labels", n, ql.shape[1])
+    _check_zero(zero)
+    return ql, dl, _resolve_topk(topk, n), _rank_grid(pn_points, n)
+
+
 def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=None, zero="count", radius=2,
                      pn_points=None, pr="radius", progress=False, map_all=True, threads=None,
                      per_query=False) -> dict:
@@ -538,11 +546,7 @@ def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=Non
     n = dbits.shape[0]
     if nq == 0 or n == 0 or bits == 0:
         _fail(f"empty input: {nq} queries, {n} database items, {bits} bits; all must be positive")
-    ql = _labels(query_labels, "query_labels", nq)
-    dl = _labels(db_labels, "db_labels", n, ql.shape[1])
-    _check_zero(zero)
-    k = _resolve_topk(topk, n)
-    grid = _rank_grid(pn_points, n)
+    ql, dl, k, grid = _common_args(query_labels, db_labels, nq, n, zero, topk, pn_points)
     if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, (int, np.integer)) or radius < 0:
         _fail(f"radius={radius!r} is not allowed; use an int >= 0")
     if pr not in ("radius", "rank"):
@@ -612,11 +616,7 @@ def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, 
         _fail(f"empty input: {nq} queries, {n} database items; both must be positive")
     if n >= 2**31:
         _fail(f"db_assign has {n} items; at most 2**31 - 1 are supported")
-    ql = _labels(query_labels, "query_labels", nq)
-    dl = _labels(db_labels, "db_labels", n, ql.shape[1])
-    _check_zero(zero)
-    k = _resolve_topk(topk, n)
-    grid = _rank_grid(pn_points, n)
+    ql, dl, k, grid = _common_args(query_labels, db_labels, nq, n, zero, topk, pn_points)
     nthreads = _threads(threads)
     qm, dm = _words(ql), _words(dl)
     qf64, cb64 = qf.astype(np.float64), cb.astype(np.float64)
