@@ -194,8 +194,9 @@ def test_matches_reference_many_tiles_and_chunks(monkeypatch, map_all):
     qc, dc, ql, dl = random_case(rng, 9, 40_000, 6, 4, density=0.3)
     ref = ref_hamming(qc, dc, ql, dl, topk=5000, zero="skip")
     monkeypatch.setattr(evaluation, "_WORK_BYTES", 1)
-    for threads in (1, 2):
-        res = evaluate_hamming(qc, dc, ql, dl, topk=5000, zero="skip", map_all=map_all, threads=threads)
+    for workers, fork_min_pairs in ((1, 0), (2, 2**62), (2, 0)):   # one worker, two threads, two forked processes
+        monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", fork_min_pairs)
+        res = evaluate_hamming(qc, dc, ql, dl, topk=5000, zero="skip", map_all=map_all, workers=workers)
         check_same(res, ref)
     grid = [3, 999, 1024, 1025, 17_000, 39_999, 50_000]
     res = evaluate_hamming(qc, dc, ql, dl, topk=1500, map_all=map_all, pn_points=grid)
@@ -229,11 +230,14 @@ def test_zero_code_maps_to_plus_one_and_dtypes_agree():
     assert mean_average_precision(qc, dc, ql, dl, topk=25) == a["map"]
 
 
-def test_per_query_ap_and_threads_deterministic():
+@pytest.mark.parametrize("fork_min_pairs", [0, 2**62])
+def test_per_query_ap_and_workers_deterministic(monkeypatch, fork_min_pairs):
     rng = np.random.default_rng(5)
     qc, dc, ql, dl = random_case(rng, 40, 500, 5, 4)
-    a = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, threads=1)
-    b = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, threads=2)
+    monkeypatch.setattr(evaluation, "_WORK_BYTES", 40 * 500)        # several chunks, so both workers get some
+    a = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, workers=1)
+    monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", fork_min_pairs)
+    b = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, workers=2, progress=True)
     assert a == b and len(a["ap"]) == 40
 
 
@@ -258,9 +262,10 @@ def test_aqd_matches_reference(integer, map_all, monkeypatch):
     rng = np.random.default_rng(11 + integer)
     qf, assign, cb, ql, dl = aqd_case(rng, 17, 600, 3, 4 if integer else 16, 6, 4, integer)
     monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks
+    monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", 0 if integer else 2**62)  # forked processes, or threads
     for topk in (1, 7, 10, 50, 333, None, "all", 5000):
         for zero in ("count", "skip"):
-            res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, threads=2, map_all=map_all)
+            res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, workers=2, map_all=map_all)
             assert (res["map_all"] is None) == (not map_all)
             check_same(res, ref_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero), hamming=False)
 
@@ -301,7 +306,7 @@ def test_aqd_block_sparse_product_quantizer():
 @pytest.mark.parametrize("kwargs,needle", [
     ({"zero": "foo"}, "zero="), ({"topk": -3}, "topk="), ({"topk": 0}, "topk="), ({"topk": "most"}, "topk="),
     ({"radius": -1}, "radius="), ({"pr": "roc"}, "pr="), ({"pn_points": [0, 5]}, "pn_points="),
-    ({"pn_points": []}, "pn_points="), ({"threads": 0}, "threads="),
+    ({"pn_points": []}, "pn_points="), ({"workers": 0}, "workers="),
 ])
 def test_bad_options(kwargs, needle):
     q, db, ql, dl = tiny()
