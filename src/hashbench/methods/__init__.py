@@ -5,10 +5,11 @@ from ..errors import HashbenchError
 from .base import DatasetInfo, Method, TrainSet
 from .djsrh import DJSRH
 from .dnnh import DNNH
+from .hyp2 import HyP2
 from .lsh import LSH
 from .wsdhq import WSDHQ
 
-REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ)}
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ, HyP2)}
 
 
 def get_method(name) -> type[Method]:
