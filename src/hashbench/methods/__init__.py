@@ -5,11 +5,12 @@ from ..errors import HashbenchError
 from .base import DatasetInfo, Method, TrainSet
 from .djsrh import DJSRH
 from .dnnh import DNNH
+from .gpq import GPQ
 from .hyp2 import HyP2
 from .lsh import LSH
 from .wsdhq import WSDHQ
 
-REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ, HyP2)}
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ, HyP2, GPQ)}
 
 
 def get_method(name) -> type[Method]:
