@@ -197,12 +197,22 @@ def test_save_load(tmp_path, mnist5k):
     ({"protocol": "random"}, r"x\.protocol: 'random' is not allowed; use one of per_class, quota, partition"),
     ({"protocol": "quota", "query_per_class": -1}, r"x\.query_per_class: -1 is not allowed"),
     ({"protocol": "quota", "class_order": "abc"}, r"x\.class_order: 'abc' is not allowed; use one of columns"),
-    ({"protocol": "per_class", "train_in_database": False, "labeled_unlabeled": True}, r"x\.labeled_unlabeled"),
     ("quota", r"x: must be a mapping"),
 ])
 def test_protocol_validation(block, match):
     with pytest.raises(HashbenchError, match=match):
         validate_protocol(block, where="x")
+
+
+def test_labeled_outside_the_database_makes_the_database_unlabeled(mnist5k):
+    """GPQ's CIFAR-10 protocol: the labeled train images lie outside the database, which is all unlabeled."""
+    proto = {**EMBEDDED["mnist5k"]["split"], "train_in_database": False, "labeled_unlabeled": True}
+    split = make_split(mnist5k, proto, 0)
+    np.testing.assert_array_equal(split["labeled"], split["train"])
+    np.testing.assert_array_equal(split["unlabeled"], split["database"])
+    assert "unlabeled = database" in check_split(split, mnist5k, proto)
+    with pytest.raises(HashbenchError, match="unlabeled must equal the database"):
+        check_split({**split, "unlabeled": split["database"][1:]}, mnist5k, proto)
 
 
 def test_bad_seed(mnist5k):

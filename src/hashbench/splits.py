@@ -18,8 +18,9 @@ Protocols:
   mnist5k-tags query pool) gives the queries; the other side is the database; ``n_train`` items of it (all when
   null) are the training set.
 
-With ``labeled_unlabeled: true`` (needs train in the database) the split also has ``labeled`` = train and
-``unlabeled`` = database - train, for semi-supervised methods.
+With ``labeled_unlabeled: true`` the split also has ``labeled`` = train and ``unlabeled`` = database - train, for
+semi-supervised methods. With ``train_in_database: false`` that makes the unlabeled part the whole database (GPQ's
+CIFAR-10 protocol: 5,000 labeled images outside the 54,000-image unlabeled database).
 
 All randomness comes from ``np.random.default_rng([seed, 1])``; index arrays are sorted int64. The split stage
 writes ``split.npz`` (loaded with allow_pickle=False) and ``split.json`` (counts, sha256 per array, rules checked).
@@ -77,11 +78,7 @@ def validate_protocol(block: Any, where: str = "split") -> dict:
     name = block.get("protocol")
     if name not in PROTOCOLS:
         raise HashbenchError(f"{where}.protocol: {name!r} is not allowed; use one of {', '.join(PROTOCOLS)}")
-    out = validate(where, block, PROTOCOLS[name])
-    if out["labeled_unlabeled"] and not out["train_in_database"]:
-        raise HashbenchError(f"{where}.labeled_unlabeled: true is not allowed with train_in_database: false; "
-                             f"labeled/unlabeled partition the database, so train must lie in it")
-    return out
+    return validate(where, block, PROTOCOLS[name])
 
 
 def _where(dataset) -> str:
@@ -229,9 +226,14 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
         lab, unl = arr.get("labeled", np.zeros(0, np.int64)), arr.get("unlabeled", np.zeros(0, np.int64))
         if np.intersect1d(lab, unl).size:
             fail("labeled and unlabeled overlap")
-        if not np.array_equal(np.union1d(lab, unl), np.sort(db)):
-            fail("labeled ∪ unlabeled must equal the database")
-        rules.append("labeled ∪ unlabeled = database, disjoint")
+        if proto["train_in_database"] or not proto["labeled_unlabeled"]:
+            if not np.array_equal(np.union1d(lab, unl), np.sort(db)):
+                fail("labeled ∪ unlabeled must equal the database")
+            rules.append("labeled ∪ unlabeled = database, disjoint")
+        else:
+            if not np.array_equal(np.sort(unl), np.sort(db)):
+                fail("unlabeled must equal the database (train_in_database: false)")
+            rules.append("unlabeled = database")
         if proto["labeled_unlabeled"]:
             if not np.array_equal(np.sort(lab), np.sort(tr)):
                 fail("labeled must equal train")
