@@ -5,12 +5,15 @@ features and database codeword assignments with the codebooks).
 """
 from pathlib import Path
 
+import numpy as np
+
 from hashbench.data import open_dataset
 from hashbench.pipeline import load_model, write_codes
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
 OUT = Path("data/codes.h5")
+CHUNK = 4096  # items read and encoded at a time: bounds memory for image-path sets (a multiple of batch sizes)
 
 
 def main():
@@ -20,8 +23,11 @@ def main():
     with open_dataset("data/raw") as dataset:
         for role in ("query", "database"):
             for modality in method.modalities:
-                items = dataset.images(split[role]) if modality == "image" else dataset.text(split[role])
-                codes[f"{role}/{modality}"] = method.encode(items, modality=modality, role=role)
+                read = dataset.images if modality == "image" else dataset.text
+                index = split[role]
+                codes[f"{role}/{modality}"] = np.concatenate([
+                    method.encode(read(index[s:s + CHUNK]), modality=modality, role=role)
+                    for s in range(0, len(index), CHUNK)])
     write_codes(OUT, method, codes)
 
 

@@ -87,13 +87,17 @@ def test_path_based_images(tmp_path):
         Image.fromarray(np.full((4 + i, 5, 3), 10 * i, dtype=np.uint8)).save(root / f"{i}.png")
     labels, _ = _toy(n=3)
     man = write_dataset(tmp_path / "ds", name="p", labels=labels, class_names="abc",
-                        image_paths=[f"{i}.png" for i in range(3)], image_root=str(root))
-    assert man["image_shape"] is None and man["modalities"] == ["image"]
+                        image_paths=[f"{i}.png" for i in range(3)], image_root=str(root), image_size=6)
+    assert man["image_shape"] == [6, 6, 3] and man["modalities"] == ["image"]
     with open_dataset(tmp_path / "ds") as ds:
-        assert ds.image_paths([2]) == ["2.png"]
+        assert ds.image_paths([2]) == ["2.png"] and ds.image_shape == (6, 6, 3)
         out = ds.images([2, 0], size=8)
         assert out.shape == (2, 8, 8, 3) and out[0].max() == 20
-        assert [a.shape for a in ds.images([0, 1])] == [(4, 5, 3), (5, 5, 3)]
+        assert ds.images([0, 1]).shape == (2, 6, 6, 3)          # files of different sizes: one array
+        assert ds.images([]).shape == (0, 6, 6, 3)
+    with pytest.raises(HashbenchError, match=r"^image_size: 0 is not allowed"):
+        write_dataset(tmp_path / "ds2", name="p", labels=labels, class_names="abc",
+                      image_paths=[f"{i}.png" for i in range(3)], image_root=str(root), image_size=0)
 
 
 def test_deterministic_bytes(tmp_path):

@@ -90,6 +90,40 @@ def test_dataset_info_reads_modalities(mnist5k, mnist5k_tags):
     assert {"image", "text"} <= info.modalities and info.text_dim > 0 and info.image_shape == (56, 56, 1)
 
 
+def test_image_path_dataset_trains_and_encodes(tmp_path):
+    """A real-style set of JPEG files of different sizes: read at the dataset's image_size, trained, encoded."""
+    from PIL import Image
+
+    from hashbench.data import open_dataset, write_dataset
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    for i in range(24):
+        pixels = rng.integers(0, 256, (30 + i, 40 - i, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "img" / f"im{i}.jpg")
+    labels = np.eye(3, dtype=np.uint8)[np.arange(24) % 3]
+    write_dataset(tmp_path / "raw", name="photos", labels=labels, class_names="abc",
+                  image_paths=[f"im{i}.jpg" for i in range(24)], image_root=str(tmp_path / "img"), image_size=32)
+    with open_dataset(tmp_path / "raw") as dataset:
+        info = dataset_info(dataset)
+        assert info.image_shape == (32, 32, 3)
+        split = {"train": np.arange(0, 24, 2)}
+        method = get_method("dnnh")(16, 0, {**TINY_DNNH, "classes_per_batch": 3, "images_per_class": 2}, info)
+        method.fit(train_set(REGISTRY["dnnh"], dataset, split))
+        codes = method.encode(dataset.images(np.arange(24)))
+    assert codes.shape == (24, 16)
+
+
+def test_labels_only_dataset_is_refused_in_one_line(tmp_path):
+    from hashbench.data import open_dataset, write_dataset
+
+    write_dataset(tmp_path / "raw", name="nuswide", labels=np.eye(3, dtype=np.uint8), class_names="abc")
+    with open_dataset(tmp_path / "raw") as dataset:
+        info = dataset_info(dataset)
+    with pytest.raises(HashbenchError, match=r"^method dnnh needs images, which dataset nuswide lacks here"):
+        get_method("dnnh")(16, 0, TINY_DNNH, info)
+
+
 def test_missing_imagenet_weights_name_file_and_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     import torchvision.models as tvm

@@ -6,7 +6,8 @@ A dataset is a folder (the download stage's output, ``data/raw/``) holding ``dat
 
 - ``labels``: uint8 (N, C) multi-hot (single-label sets are one-hot; root attr ``single_label``).
 - either ``images``: uint8 (N, H, W, Ch) stored in the file, or ``image_paths``: UTF-8 strings (N,) relative to the
-  root attr ``image_root`` (or neither, for label-only sets such as NUS-WIDE without its images).
+  root attr ``image_root``, read as RGB and resized to the root attr ``image_size`` squared (or neither, for
+  label-only sets such as NUS-WIDE without its images).
 - optional ``tags/vocab`` (UTF-8 (T,)), ``tags/indptr`` int64 (N+1), ``tags/indices`` int32: raw user tags per item
   as CSR rows into the vocab, in the order the user gave them, no duplicate within a row.
 - optional ``text``: float32 (N, V) bag of words; root attr ``text_from_tags`` true when it is over the tag vocab.
@@ -147,6 +148,7 @@ def write_dataset(
     images=None,
     image_paths: Sequence[str] | None = None,
     image_root: str | None = None,
+    image_size: int = 256,
     tags=None,
     text=None,
     text_vocab: Sequence[str] | None = None,
@@ -194,6 +196,9 @@ def write_dataset(
             raise HashbenchError(f"image_paths: {len(image_paths)} paths given for {n} items")
         if image_root is None:
             raise HashbenchError("image_root: required with image_paths (the folder the paths are relative to)")
+        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+            raise HashbenchError(f"image_size: {image_size!r} is not allowed; use a positive int (pixels)")
+        image_shape = [int(image_size), int(image_size), 3]
         modalities.append("image")
     csr = _tags_to_csr(tags, n) if tags is not None else None
     if csr is not None:
@@ -244,6 +249,7 @@ def write_dataset(
                 f.create_dataset("images", data=images, chunks=chunks if n else None, track_times=False)
             if image_paths is not None:
                 f.attrs["image_root"] = str(image_root)
+                f.attrs["image_size"] = int(image_size)
                 f.create_dataset("image_paths", data=np.array(image_paths, dtype=object), dtype=_STR,
                                  track_times=False)
             if csr is not None:
@@ -336,6 +342,7 @@ class Dataset:
             mods.add("text")
         self.modalities: set[str] = mods
         self.image_root = f.attrs.get("image_root")
+        self.image_size = int(f.attrs.get("image_size", 256))
         self._label_cache: np.ndarray | None = None
 
     # context manager -------------------------------------------------------------------------------------------
@@ -374,7 +381,9 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple | None:
-        return tuple(self._f["images"].shape[1:]) if "images" in self._f else None
+        if "images" in self._f:
+            return tuple(self._f["images"].shape[1:])
+        return (self.image_size, self.image_size, 3) if "image_paths" in self._f else None
 
     def image_paths(self, index=None) -> list[str]:
         ds = self._need("image_paths", "image-path")
@@ -382,8 +391,9 @@ class Dataset:
         return [r.decode("utf-8") if isinstance(r, bytes) else str(r) for r in rows]
 
     def images(self, index=None, size: int | tuple[int, int] | None = None):
-        """uint8 (len(index), H, W, Ch). For path-based sets the files are read with PIL (RGB), resized to `size`
-        ((W, H) or an int for a square) when given; without `size` a list of arrays is returned."""
+        """uint8 (len(index), H, W, Ch). For path-based sets the files are read with PIL (RGB) and resized to `size`
+        ((W, H) or an int for a square), by default the dataset's ``image_size`` squared (no aspect kept, as the
+        common protocols' Resize((S, S)))."""
         idx = self._idx(index, "images")
         if "images" in self._f:
             return _read_rows(self._f["images"], idx)
@@ -393,6 +403,7 @@ class Dataset:
         root = Path(str(self.image_root))
         if not root.is_absolute():
             root = self.folder / root
+        size = self.image_size if size is None else size
         if isinstance(size, int):
             size = (size, size)
         out = []
@@ -400,13 +411,11 @@ class Dataset:
             path = root / rel
             try:
                 with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if size is not None:
-                        im = im.resize(tuple(size), Image.BILINEAR)
+                    im = im.convert("RGB").resize(tuple(size), Image.BILINEAR)
                     out.append(np.asarray(im, dtype=np.uint8))
             except (OSError, ValueError):
                 raise HashbenchError(f"{path}: image missing or unreadable; {_MISSING_HINT}") from None
-        return np.stack(out) if size is not None and out else out
+        return np.stack(out) if out else np.zeros((0, size[1], size[0], 3), np.uint8)
 
     def _csr(self):
         g = self._need("tags", "tags")

@@ -139,7 +139,7 @@ CIFAR_RECORD = 3073
 REAL_SCHEMAS: dict[str, dict[str, Param]] = {
     "cifar10": {"seed": Param(0, int, ge=0)},
     "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
-                "image_root": Param(None, str, nullable=True)},
+                "image_root": Param(None, str, nullable=True), "image_size": Param(256, int, ge=32)},
 }
 REAL_SPLIT_DEFAULTS = {
     # DeepHash-pytorch `cifar10`: 100/class queries, 500/class train, database = the other 54,000 (train excluded)
@@ -431,7 +431,7 @@ NUSWIDE_SUBSETS = {"all81": 81, "top21": 21, "tc10": 10}
 
 
 def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21", image_list_zip=None,
-                    image_root: str | None = None, check_train_test: bool = True) -> dict:
+                    image_root: str | None = None, image_size: int = 256, check_train_test: bool = True) -> dict:
     """NUS-WIDE labels in the hashbench format: the `subset`'s concepts (most frequent first, as DeepHash-pytorch's
     nuswide_21 columns), items with at least one of them (top21: 195,834; tc10: 186,577; all81: 209,347).
     Image paths come from ImageList.zip when given (images themselves need the owners' agreement)."""
@@ -469,7 +469,7 @@ def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21"
         paths = [lines[i] for i in keep]
     return write_dataset(
         folder, name="nuswide", labels=labels[keep], class_names=[concepts[j] for j in order],
-        image_paths=paths, image_root=(image_root or "images") if paths is not None else None,
+        image_paths=paths, image_root=(image_root or "images") if paths is not None else None, image_size=image_size,
         extra_arrays={"source_index": keep.astype(np.int64)},
         extra_manifest={"source": f"NUS-WIDE ({SOURCES['nuswide']['page']}); {SOURCES['nuswide']['license']}",
                         "generator": {"subset": subset, "notes": notes}},
@@ -510,7 +510,8 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
     if name == "cifar10":
         return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
     return convert_nuswide(files["Groundtruth.zip"], files["ConceptsList.zip"], folder, subset=p["subset"],
-                           image_list_zip=files.get("ImageList.zip"), image_root=p["image_root"])
+                           image_list_zip=files.get("ImageList.zip"), image_root=p["image_root"],
+                           image_size=p["image_size"])
 
 
 def shared_data_dir() -> Path:

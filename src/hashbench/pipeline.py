@@ -18,7 +18,7 @@ MODEL_META = Path("models/model.json")
 
 def dataset_info(dataset: Dataset) -> DatasetInfo:
     text_dim = dataset.text([0]).shape[1] if "text" in dataset.modalities else 0
-    return DatasetInfo(name=dataset.name, image_shape=tuple(dataset.image_shape), n_classes=dataset.n_classes,
+    return DatasetInfo(name=dataset.name, image_shape=tuple(dataset.image_shape or ()), n_classes=dataset.n_classes,
                        modalities=frozenset(dataset.modalities), text_dim=int(text_dim))
 
 

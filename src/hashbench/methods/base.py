@@ -98,8 +98,12 @@ class Method(abc.ABC):
         from ..catalog import datasets_with
 
         used = set(cls.needs) | set(cls.modalities)
-        for modality in ("tags", "text"):
+        for modality in ("image", "tags", "text"):
             if modality in used and modality not in info.modalities:
+                if modality == "image":  # a real set converted without its images (e.g. NUS-WIDE labels only)
+                    raise HashbenchError(
+                        f"method {cls.name} needs images, which dataset {info.name} lacks here (labels only); place "
+                        f"them as the README's 'Placing a manually downloaded dataset' says")
                 have = datasets_with(modality)
                 raise HashbenchError(
                     f"method {cls.name} needs the {modality} modality, which dataset {info.name} lacks; "
