@@ -338,3 +338,90 @@ def test_sources_table_complete():
     assert SOURCES["cifar10"]["files"][0]["md5"] == "c32a1d4ab5d03f1284b67883e8d87530"
     assert [f["md5"] for f in SOURCES["nuswide"]["files"][:2]] == ["a95fb76f7c8300e92ece0a90dd0ced4d",
                                                                    "5b877de6bfb0f7ba558f90d77b860348"]
+
+
+# ------------------------------------------------------------------------------------------------ MIRFLICKR-25K
+MIR_BASE = ("animals baby bird car clouds dog female flower food indoor lake male night people plant_life portrait "
+            "river sea sky structures sunset transport tree water").split()
+MIR_R1 = "baby bird car clouds dog female flower male night people portrait river sea tree".split()
+
+
+def _fake_mirflickr(www, n=12):
+    """A miniature mirflickr25k.zip (JPEGs of different sizes, per-image tags, common tags) and annotations zip."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    buf = io.BytesIO()
+    tags = {1: ["sky", "blue", "sky"], 2: ["dog"], 5: ["sky", "dog", "canon"]}
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(1, n + 1):
+            img = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (10 + i, 14, 3), dtype=np.uint8)).save(img, "JPEG")
+            zf.writestr(f"mirflickr/im{i}.jpg", img.getvalue())
+            if i in tags:
+                zf.writestr(f"mirflickr/meta/tags/tags{i}.txt", "\n".join(tags[i]) + "\n")
+        zf.writestr("mirflickr/doc/common_tags.txt", "sky 3\ndog 2\nbeach 1\n")
+    (www / "mirflickr25k.zip").write_bytes(buf.getvalue())
+    concepts = {"sky": [1, 5, 7], "baby": [2], "baby_r1": [2], "animals": [2, 5]}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("README.txt", "annotations\n")
+        for name, ids in concepts.items():
+            zf.writestr(f"mirflickr25k_annotations_v080/{name}.txt", "".join(f"{i}\n" for i in ids))
+    (www / "mirflickr25k_annotations_v080.zip").write_bytes(buf.getvalue())
+    return concepts
+
+
+def test_mirflickr_download_and_convert(server, tmp_path, monkeypatch):
+    base, www, paths = server
+    concepts = _fake_mirflickr(www)
+    files = [{"name": f, "url": f"{base}/{f}", "md5": _md5((www / f).read_bytes()), "bytes": None}
+             for f in ("mirflickr25k.zip", "mirflickr25k_annotations_v080.zip")]
+    monkeypatch.setitem(SOURCES, "mirflickr25k", {**SOURCES["mirflickr25k"], "files": files})
+    man = prepare_dataset("mirflickr25k", {"seed": 0, "image_size": 32}, tmp_path / "raw",
+                          download_root=tmp_path / "dl", manual_root=tmp_path / "manual", progress=False)
+    assert man["n_items"] == 12 and man["class_names"] == ["animals", "baby", "baby_r1", "sky"]  # sorted file names
+    assert man["image_shape"] == [32, 32, 3] and set(man["modalities"]) == {"image", "tags", "text"}
+    assert man["generator"]["n_unlabelled"] == 12 - 4
+    with open_dataset(tmp_path / "raw") as ds:
+        labels = ds.labels()
+        for j, name in enumerate(man["class_names"]):
+            assert (np.flatnonzero(labels[:, j]) + 1).tolist() == concepts[name]
+        assert ds.tags([0, 1, 2, 4]) == [["sky", "blue"], ["dog"], [], ["sky", "dog", "canon"]]
+        np.testing.assert_array_equal(ds.text([0, 4, 5]), [[1, 0, 0], [1, 1, 0], [0, 0, 0]])
+        assert ds.text_vocab() == ["sky", "dog", "beach"]
+        assert ds.images([0, 11]).shape == (2, 32, 32, 3)
+    assert sorted(paths) == ["/mirflickr25k.zip", "/mirflickr25k_annotations_v080.zip"]
+
+
+def test_mirflickr_bad_annotation_and_missing_image(tmp_path):
+    _fake_mirflickr(tmp_path)
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
+        zf.writestr("sky.txt", "1\n13\n")
+    with pytest.raises(HashbenchError, match=r"^bad\.zip:sky\.txt line 2: '13' is not an image id; ids are 1\.\.12$"):
+        download.convert_mirflickr25k(tmp_path / "mirflickr25k.zip", tmp_path / "bad.zip", tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()  # nothing written
+    with zipfile.ZipFile(tmp_path / "holes.zip", "w") as zf:
+        zf.writestr("mirflickr/im1.jpg", b"x")
+        zf.writestr("mirflickr/im3.jpg", b"x")
+    with pytest.raises(HashbenchError, match=r"not im1\.jpg\.\.im2\.jpg \(first missing: im2\.jpg\)"):
+        download.convert_mirflickr25k(tmp_path / "holes.zip", tmp_path / "mirflickr25k_annotations_v080.zip",
+                                      tmp_path / "raw2")
+
+
+def test_mirflickr_label_order_on_the_real_label_lists():
+    """Sorted annotation file names put each `_r1` subset right after its concept: on the real 25,000 labels
+    (DeepHash-pytorch's lists) every `_r1` column lies inside the column before it, except 4 images of people_r1
+    that the official files do not list under people; 419 images have no label."""
+    folder = shared_data_dir() / "mirflickr25k" / "deephash-pytorch-lists"
+    if not folder.is_dir():
+        pytest.skip(f"MIRFLICKR-25K label lists not found under {folder}")
+    rows = [[int(v) for v in line.split()[1:]] for part in ("test", "train", "database")
+            for line in (folder / f"{part}.txt").read_text().splitlines() if line.strip()]
+    labels = np.array(rows)
+    names = [f[:-4] for f in sorted([b + ".txt" for b in MIR_BASE] + [r + "_r1.txt" for r in MIR_R1])]
+    assert labels.shape == (25000, 38) == (25000, len(names)) and int((labels.sum(1) == 0).sum()) == 419
+    outside = {name: int(((labels[:, j] == 1) & (labels[:, j - 1] == 0)).sum())
+               for j, name in enumerate(names) if name.endswith("_r1")}
+    assert all(names[names.index(r + "_r1") - 1] == r for r in MIR_R1)
+    assert outside == {**{r + "_r1": 0 for r in MIR_R1}, "people_r1": 4}

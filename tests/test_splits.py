@@ -194,7 +194,7 @@ def test_save_load(tmp_path, mnist5k):
 
 
 @pytest.mark.parametrize("block, match", [
-    ({"protocol": "random"}, r"x\.protocol: 'random' is not allowed; use one of per_class, quota, partition"),
+    ({"protocol": "bogus"}, r"x\.protocol: 'bogus' is not allowed; use one of per_class, quota, partition, random"),
     ({"protocol": "quota", "query_per_class": -1}, r"x\.query_per_class: -1 is not allowed"),
     ({"protocol": "quota", "class_order": "abc"}, r"x\.class_order: 'abc' is not allowed; use one of columns"),
     ("quota", r"x: must be a mapping"),
@@ -213,6 +213,24 @@ def test_labeled_outside_the_database_makes_the_database_unlabeled(mnist5k):
     assert "unlabeled = database" in check_split(split, mnist5k, proto)
     with pytest.raises(HashbenchError, match="unlabeled must equal the database"):
         check_split({**split, "unlabeled": split["database"][1:]}, mnist5k, proto)
+
+
+def test_random_protocol(mnist5k):
+    """DeepHash-pytorch mirflickr style: n_query, then n_train, from one seeded permutation."""
+    proto = {"protocol": "random", "n_query": 100, "n_train": 300, "train_in_database": False}
+    split = make_split(mnist5k, proto, 0)
+    assert split["query"].size == 100 and split["train"].size == 300 and split["database"].size == 4600
+    assert "|query| = 100, |train| = 300" in check_split(split, mnist5k, proto)
+    again = make_split(mnist5k, proto, 0)
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+    inside = make_split(mnist5k, {**proto, "train_in_database": True}, 0)
+    np.testing.assert_array_equal(inside["train"], split["train"])
+    assert inside["database"].size == 4900
+    with pytest.raises(HashbenchError, match=r"train has 299 items; the protocol asks n_train = 300"):
+        check_split({**split, "train": split["train"][1:], "database": np.union1d(split["database"],
+                                                                                   split["train"][:1])}, mnist5k, proto)
+    with pytest.raises(HashbenchError, match=r"mnist5k\.split\.n_train: 4950 is not allowed with n_query 100"):
+        make_split(mnist5k, {**proto, "n_train": 4950}, 0)
 
 
 def test_bad_seed(mnist5k):

@@ -9,6 +9,7 @@ DATASETS: dict[str, frozenset] = {
     "mnist5k": frozenset({"image"}),
     "mnist5k-tags": frozenset({"image", "tags", "text"}),
     "cifar10": frozenset({"image"}),
+    "mirflickr25k": frozenset({"image", "tags", "text"}),
     "nuswide": frozenset({"image"}),
 }
 

@@ -138,10 +138,13 @@ CIFAR_RECORD = 3073
 # params blocks of the real sets that have a converter (the embedded ones live in hashbench.embedded)
 REAL_SCHEMAS: dict[str, dict[str, Param]] = {
     "cifar10": {"seed": Param(0, int, ge=0)},
+    "mirflickr25k": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
                 "image_root": Param(None, str, nullable=True), "image_size": Param(256, int, ge=32)},
 }
 REAL_SPLIT_DEFAULTS = {
+    # DeepHash-pytorch `mirflickr`: 1,000 queries, 4,000 train, database = the other 20,000 (incl. 419 unlabelled)
+    "mirflickr25k": {"protocol": "random", "n_query": 1000, "n_train": 4000, "train_in_database": False},
     # DeepHash-pytorch `cifar10`: 100/class queries, 500/class train, database = the other 54,000 (train excluded)
     "cifar10": {"protocol": "per_class", "query_per_class": 100, "train_per_class": 500,
                 "train_in_database": False},
@@ -476,6 +479,94 @@ def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21"
     )
 
 
+# ------------------------------------------------------------------------------------------------ MIRFLICKR-25K
+_MIR_IMAGE = re.compile(r"(?:^|/)im(\d+)\.jpg$")
+_MIR_TAGS = re.compile(r"(?:^|/)meta/tags/tags(\d+)\.txt$")
+_MIR_COMMON = re.compile(r"(?:^|/)doc/common_tags\.txt$")
+
+
+def read_mirflickr_annotations(annotations_zip, n_images: int) -> tuple[list[str], np.ndarray]:
+    """The concept names and uint8 (n_images, C) labels of mirflickr25k_annotations_v080.zip: one column per
+    ``<concept>.txt`` (1-based image ids), in sorted file-name order (24 concepts and 14 ``_r1`` subsets, each
+    right after its concept: DeepHash-pytorch's 38 columns)."""
+    zpath = Path(annotations_zip)
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            members = sorted((posixpath.basename(m), m) for m in zf.namelist()
+                             if m.lower().endswith(".txt") and not posixpath.basename(m).lower().startswith("readme"))
+            if not members:
+                raise HashbenchError(f"{zpath}: no <concept>.txt files; use the official "
+                                     f"mirflickr25k_annotations_v080.zip")
+            labels = np.zeros((n_images, len(members)), np.uint8)
+            for j, (fname, member) in enumerate(members):
+                for line_no, line in enumerate(zf.read(member).decode("utf-8", "replace").splitlines(), 1):
+                    token = line.strip()
+                    if not token:
+                        continue
+                    if not token.isdigit() or not 1 <= int(token) <= n_images:
+                        raise HashbenchError(f"{zpath.name}:{member} line {line_no}: {token!r} is not an image id; "
+                                             f"ids are 1..{n_images}")
+                    labels[int(token) - 1, j] = 1
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    return [fname[:-4] for fname, _ in members], labels
+
+
+def convert_mirflickr25k(images_zip, annotations_zip, folder, image_size: int = 256) -> dict:
+    """MIRFLICKR-25K in the hashbench format: all 25,000 images (copied to ``<folder>/images/``; 419 have no label and
+    are never relevant), 38 labels, the cleaned user tags of ``meta/tags/tags<N>.txt``, and as text the bag of
+    words over the 1,386 tags of ``doc/common_tags.txt`` (as DCMH's YAll, which DJSRH uses)."""
+    import shutil
+
+    zpath, folder = Path(images_zip), Path(folder)
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            images, tag_files, common = {}, {}, None
+            for m in zf.namelist():
+                if (hit := _MIR_IMAGE.search(m)) is not None:
+                    images[int(hit.group(1))] = m
+                elif (hit := _MIR_TAGS.search(m)) is not None:
+                    tag_files[int(hit.group(1))] = m
+                elif _MIR_COMMON.search(m):
+                    common = m
+            n = len(images)
+            if n == 0 or sorted(images) != list(range(1, n + 1)):
+                missing = next((i for i in range(1, n + 1) if i not in images), None)
+                raise HashbenchError(f"{zpath}: the images are not im1.jpg..im{n}.jpg (first missing: "
+                                     f"im{missing}.jpg); use the official mirflickr25k.zip")
+            tags = []
+            for i in range(1, n + 1):
+                words = zf.read(tag_files[i]).decode("utf-8", "replace").split() if i in tag_files else []
+                tags.append(list(dict.fromkeys(words)))
+            vocab = None
+            if common is not None:
+                vocab = [line.split()[0] for line in zf.read(common).decode("utf-8", "replace").splitlines()
+                         if line.strip()]
+            names, labels = read_mirflickr_annotations(annotations_zip, n)  # checked before anything is written
+            (folder / "images").mkdir(parents=True, exist_ok=True)
+            for i in tqdm(range(1, n + 1), desc="MIRFLICKR-25K images", unit="img", mininterval=1.0):
+                with zf.open(images[i]) as src, open(folder / "images" / f"im{i}.jpg", "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    text = None
+    if vocab is not None:
+        column = {w: j for j, w in enumerate(vocab)}
+        text = np.zeros((n, len(vocab)), np.float32)
+        for i, words in enumerate(tags):
+            text[i, [column[w] for w in words if w in column]] = 1.0
+    unlabelled = int((~labels.any(axis=1)).sum())
+    return write_dataset(
+        folder, name="mirflickr25k", labels=labels, class_names=names, image_paths=[f"im{i}.jpg" for i in
+                                                                                   range(1, n + 1)],
+        image_root="images", image_size=image_size, tags=tags, text=text, text_vocab=vocab,
+        extra_manifest={"source": f"MIRFLICKR-25K ({SOURCES['mirflickr25k']['page']}); "
+                                  f"{SOURCES['mirflickr25k']['license']}",
+                        "generator": {"n_unlabelled": unlabelled, "n_labels": len(names),
+                                      "text": "bag of words over doc/common_tags.txt" if vocab else None}},
+    )
+
+
 # --------------------------------------------------------------------------------------------------- dispatch
 def _local_files(name: str, download_root, manual_root, progress: bool) -> dict[str, Path]:
     out = {}
@@ -509,6 +600,9 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
     files = _local_files(name, download_root, manual_root, progress)
     if name == "cifar10":
         return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
+    if name == "mirflickr25k":
+        return convert_mirflickr25k(files["mirflickr25k.zip"], files["mirflickr25k_annotations_v080.zip"], folder,
+                                    image_size=p["image_size"])
     return convert_nuswide(files["Groundtruth.zip"], files["ConceptsList.zip"], folder, subset=p["subset"],
                            image_list_zip=files.get("ImageList.zip"), image_root=p["image_root"],
                            image_size=p["image_size"])

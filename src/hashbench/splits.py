@@ -14,6 +14,8 @@ Protocols:
 - ``quota`` (multi-label sets, NUS-WIDE-21 style): greedy per-class quotas; for each class in turn (column order, or
   rarest first) ``query_per_class`` items carrying it that are not chosen yet; then the same for train among the
   remaining items. Reusable by real sets through :func:`quota_sample`.
+- ``random``: ``n_query`` queries and then ``n_train`` train items drawn uniformly from one seeded permutation
+  (DeepHash-pytorch ``mirflickr``: 1,000 / 4,000, database = the other 20,000 with ``train_in_database: false``).
 - ``partition``: the dataset's stored ``partition`` (1 = query side, e.g. an official test list or the
   mnist5k-tags query pool) gives the queries; the other side is the database; ``n_train`` items of it (all when
   null) are the training set.
@@ -65,6 +67,12 @@ PROTOCOLS: dict[str, dict[str, Param]] = {
     "partition": {
         "protocol": Param("partition", str),
         "n_train": Param(None, int, ge=1, nullable=True),
+        **_COMMON,
+    },
+    "random": {
+        "protocol": Param("random", str),
+        "n_query": Param(1000, int, ge=1),
+        "n_train": Param(4000, int, ge=1),
         **_COMMON,
     },
 }
@@ -152,11 +160,19 @@ def make_split(dataset, protocol: dict, seed: int) -> dict[str, np.ndarray]:
         train = quota_sample(labels, proto["train_per_class"], rng, available=avail, class_order=order,
                              class_names=names, what=where)
         database = rest if proto["train_in_database"] else _complement(n, query, train)
+    elif kind == "random":
+        if proto["n_query"] + proto["n_train"] > n:
+            raise HashbenchError(f"{where}.n_train: {proto['n_train']} is not allowed with n_query "
+                                 f"{proto['n_query']}; together they must leave a database in {n} items")
+        order = rng.permutation(n)
+        query = np.sort(order[:proto["n_query"]]).astype(np.int64)
+        train = np.sort(order[proto["n_query"]:proto["n_query"] + proto["n_train"]]).astype(np.int64)
+        database = _complement(n, query) if proto["train_in_database"] else _complement(n, query, train)
     else:  # partition
         part = dataset.partition()
         if part is None:
             raise HashbenchError(f"{where}.protocol: partition is not allowed for {dataset.name}, which stores "
-                                 f"no partition; use per_class or quota")
+                                 f"no partition; use per_class, quota or random")
         query = np.flatnonzero(part == 1).astype(np.int64)
         side = np.flatnonzero(part == 0).astype(np.int64)
         n_train = side.size if proto["n_train"] is None else proto["n_train"]
@@ -255,6 +271,11 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
                      f"{'exactly' if kind == 'per_class' else 'at least'} {quota}")
         rules.append(f"{'exactly' if kind == 'per_class' else 'at least'} query_per_class={qpc} and "
                      f"train_per_class={tpc} per class; |query| = {c * qpc}, |train| = {c * tpc}")
+    elif kind == "random":
+        for key in ("query", "train"):
+            if arr[key].size != proto[f"n_{key}"]:
+                fail(f"{key} has {arr[key].size} items; the protocol asks n_{key} = {proto[f'n_{key}']}")
+        rules.append(f"|query| = {proto['n_query']}, |train| = {proto['n_train']}")
     else:
         part = dataset.partition()
         if part is None:
