@@ -267,8 +267,8 @@ def main():
               f"(a')/(b) = {a_all['sec'] / tb:.3f} wall, {a_all['cpu'] / tb_cpu:.3f} CPU")
         print(f"  ratio (c)/(a)  = {tc_all / a['sec']:.1f} wall, {tc_cpu / a['cpu']:.1f} CPU   "
               f"(c)/(a') = {tc_all / a_all['sec']:.1f} wall")
-        print(f"  peak RSS (a)  = {a['rss_peak_mb']:.0f} MB at most: VmHWM {a['rss_parent_mb']:.0f} MB of a fresh process "
-              f"that holds the inputs ({a['rss_before_mb']:.0f} MB before the call; peak reset before the call: "
+        print(f"  peak RSS (a)  = {a['rss_peak_mb']:.0f} MB at most: VmHWM {a['rss_parent_mb']:.0f} MB of a fresh "
+              f"process that holds the inputs ({a['rss_before_mb']:.0f} MB before the call; peak reset before the call: "
               f"{a['hwm_reset']}) + {args.threads} forked workers x {a['rss_worker_mb']:.0f} MB (the largest worker's "
               f"peak; pages shared with the parent count in each)   (a') = {a_all['rss_peak_mb']:.0f} MB")
         print(f"  exact: per-query AP@5000 of {len(sub)} queries == stable-tie reference loop: {exact}")

@@ -28,10 +28,11 @@ Definition (the evaluation spec, evaluation.md section 2; summarised in the READ
 - Means over queries are exactly rounded (math.fsum) so they do not depend on chunking or the number of workers.
 
 Implementation: queries are processed in chunks (bounded memory), spread over ``workers`` (forked processes for
-large jobs on Linux, threads otherwise); nothing of size n_query × n_database is ever allocated. Hamming distances use packed bits and popcount; relevance uses packed label
-bitmasks. With ``map_all=False`` the Hamming path never sorts the database: it counts items per (distance,
-relevance) bucket in tiles of the database, the stable top-K is "whole buckets below a threshold distance + the
-first items of the threshold bucket in index order", and P@N only needs one tile scanned per query and N.
+large jobs on Linux, threads otherwise); nothing of size n_query × n_database is ever allocated. Hamming distances
+use packed bits and popcount; relevance uses packed label bitmasks. With ``map_all=False`` the Hamming path never
+sorts the database: it counts items per (distance, relevance) bucket in tiles of the database, the stable top-K is
+"whole buckets below a threshold distance + the first items of the threshold bucket in index order", and P@N only
+needs one tile scanned per query and N.
 With ``map_all=True`` (the default) each query's ranking is sorted in full on a unique composite integer key
 (score, index, relevance bit), which is the stable order by construction. The AQD path with ``map_all=False`` builds
 the same unique int64 keys but only partitions them: largest grid point below n first, each next partition on the
@@ -58,6 +59,7 @@ __all__ = ["evaluate_hamming", "evaluate_aqd", "mean_average_precision", "defaul
 _TILE = 1024  # database items per histogram tile (Hamming bucket path)
 _BLOCK_PAIRS = 2**18  # query x database pairs per cache block
 _WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker
+_FORK_MIN_PAIRS = 2**25  # query x item pairs below which a worker process costs more than it saves (~0.1 s of work)
 
 
 # ----------------------------------------------------------------------------------------------------------- checks
@@ -282,7 +284,6 @@ def _can_fork():
             and not multiprocessing.current_process().daemon)
 
 
-_FORK_MIN_PAIRS = 2**25  # query x item pairs below which a worker process costs more than it saves (~0.1 s of work)
 _job = None  # (fn, chunks, buffers) inside a forked worker
 
 

@@ -4,8 +4,8 @@ are built from class prototypes, and a prototype classifier, trained on a few la
 
 - Features x = Intra_Norm(F(x)) (L2 per d-dim sub-vector, M sub-vectors, D = M d).
 - Codewords: a raw table Z (K, M d) and class prototypes P (C, M d), P_hat = Intra_Norm(P). Each codeword in use is
-  a re-normalised mixture of the prototypes: Z_eff[m, k] = normalise(sum_c softmax_c(-alpha (1 - <Z[k, m], P_hat[c, m]>))
-  P_hat[c, m]), recomputed every step so gradients reach Z and P.
+  a re-normalised mixture of the prototypes: Z_eff[m, k] = normalise(sum_c w_c P_hat[c, m]) with
+  w = softmax_c(-alpha (1 - <Z[k, m], P_hat[c, m]>)), recomputed every step so gradients reach Z and P.
 - Soft quantisation: q_m = sum_k softmax_k(-alpha (1 - <x_m, Z_eff[m, k]>)) Z_eff[m, k], then Intra_Norm; alpha = 20.
 - Losses: N-pair PQ loss between the labelled features and their soft codes (``losses.npair_pq``), a prototype
   classifier logit_c = (beta^2 / M) sum_m <x_m, P_hat[c, m]> (beta = 4) with cross-entropy on the labelled batch,
