@@ -313,6 +313,35 @@ def test_nuswide_image_list(tmp_path):
                         subset="all81", image_list_zip=tmp_path / "bad.zip", check_train_test=False)
 
 
+def test_nuswide_tags(tmp_path):
+    concepts = ["lake", "sky"]
+    labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts)
+    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
+        zf.writestr("Concepts81.txt", "\n".join(concepts) + "\n")
+    n = len(labels)
+    bag = (np.random.default_rng(2).random((n, 4)) < 0.4).astype(int)
+    with zipfile.ZipFile(tmp_path / "NUS_WID_Tags.zip", "w") as zf:
+        zf.writestr("NUS_WID_Tags/All_Tags.txt", "".join(f"{i:04d}_{i}      t{i % 5} sky t{i % 5}\r\n"
+                                                         for i in range(n)))
+        zf.writestr("NUS_WID_Tags/TagList1k.txt", "sky\nlake\nwater\nsun\n")
+        zf.writestr("NUS_WID_Tags/AllTags1k.txt", "".join("\t".join(map(str, row)) + "\t\n" for row in bag))
+    man = convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw",
+                          subset="all81", tags_zip=tmp_path / "NUS_WID_Tags.zip", check_train_test=False)
+    keep = np.flatnonzero(labels.any(axis=1))
+    assert sorted(man["modalities"]) == ["tags", "text"]
+    with open_dataset(tmp_path / "raw") as ds:
+        assert ds.tags([0]) == [[f"t{keep[0] % 5}", "sky"]]
+        np.testing.assert_array_equal(ds.text(), bag[keep])
+        assert ds.text_vocab() == ["sky", "lake", "water", "sun"]
+    with zipfile.ZipFile(tmp_path / "short.zip", "w") as zf:
+        zf.writestr("All_Tags.txt", "a x\n")
+        zf.writestr("TagList1k.txt", "sky\n")
+        zf.writestr("AllTags1k.txt", "1\n")
+    with pytest.raises(HashbenchError, match=rf"short\.zip: All_Tags\.txt has 1 lines for {n} label rows"):
+        convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw2",
+                        subset="all81", tags_zip=tmp_path / "short.zip", check_train_test=False)
+
+
 def test_nuswide_real_groundtruth(tmp_path):
     shared = shared_data_dir() / "nus-wide"
     gt, cl = shared / "Groundtruth.zip", shared / "ConceptsList.zip"

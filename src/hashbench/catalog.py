@@ -10,7 +10,7 @@ DATASETS: dict[str, frozenset] = {
     "mnist5k-tags": frozenset({"image", "tags", "text"}),
     "cifar10": frozenset({"image"}),
     "mirflickr25k": frozenset({"image", "tags", "text"}),
-    "nuswide": frozenset({"image"}),
+    "nuswide": frozenset({"image", "tags", "text"}),  # images and tags only when their archives are placed
 }
 
 

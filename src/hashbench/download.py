@@ -433,11 +433,40 @@ def read_nuswide_groundtruth(groundtruth_zip, concepts: list[str], part: str = "
 NUSWIDE_SUBSETS = {"all81": 81, "top21": 21, "tc10": 10}
 
 
+def read_nuswide_tags(tags_zip, n_rows: int) -> tuple[list[list[str]], list[str], np.ndarray]:
+    """From NUS_WID_Tags.zip: the user tags per image (All_Tags.txt: image id, then its tags), the 1,000-tag vocab
+    (TagList1k.txt) and its uint8 (n_rows, 1,000) 0/1 matrix (AllTags1k.txt, the bag of words DCMH and DJSRH use),
+    all in Imagelist.txt order."""
+    zpath = Path(tags_zip)
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            found = {posixpath.basename(m): m for m in zf.namelist()}
+            missing = [f for f in ("All_Tags.txt", "TagList1k.txt", "AllTags1k.txt") if f not in found]
+            if missing:
+                raise HashbenchError(f"{zpath}: {', '.join(missing)} not found; use the official NUS_WID_Tags.zip")
+            lines = zf.read(found["All_Tags.txt"]).decode("utf-8", "replace").splitlines()
+            vocab = zf.read(found["TagList1k.txt"]).decode("utf-8", "replace").split()
+            raw = np.frombuffer(zf.read(found["AllTags1k.txt"]), np.uint8)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    lines = [ln for ln in lines if ln.strip()]
+    if len(lines) != n_rows:
+        raise HashbenchError(f"{zpath}: All_Tags.txt has {len(lines)} lines for {n_rows} label rows")
+    tags = [list(dict.fromkeys(ln.split()[1:])) for ln in lines]
+    digits = raw[(raw == 48) | (raw == 49)] - 48          # the 0/1 values, whatever separates them
+    if digits.size != n_rows * len(vocab):
+        raise HashbenchError(f"{zpath}: AllTags1k.txt has {digits.size} 0/1 values; expected {n_rows} rows x "
+                             f"{len(vocab)} tags of TagList1k.txt")
+    return tags, vocab, digits.reshape(n_rows, len(vocab))
+
+
 def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21", image_list_zip=None,
-                    image_root: str | None = None, image_size: int = 256, check_train_test: bool = True) -> dict:
+                    image_root: str | None = None, image_size: int = 256, tags_zip=None,
+                    check_train_test: bool = True) -> dict:
     """NUS-WIDE labels in the hashbench format: the `subset`'s concepts (most frequent first, as DeepHash-pytorch's
     nuswide_21 columns), items with at least one of them (top21: 195,834; tc10: 186,577; all81: 209,347).
-    Image paths come from ImageList.zip when given (images themselves need the owners' agreement)."""
+    Image paths come from ImageList.zip when given (images themselves need the owners' agreement); user tags and
+    the 1,000-tag bag of words as text from NUS_WID_Tags.zip when given."""
     if subset not in NUSWIDE_SUBSETS:
         raise HashbenchError(f"nuswide.subset: {subset!r} is not allowed; use one of {', '.join(NUSWIDE_SUBSETS)}")
     concepts = read_nuswide_concepts(concepts_zip)
@@ -470,9 +499,14 @@ def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21"
         if len(lines) != allm.shape[0]:
             raise HashbenchError(f"{image_list_zip}: {len(lines)} paths for {allm.shape[0]} label rows")
         paths = [lines[i] for i in keep]
+    tags = text = vocab = None
+    if tags_zip is not None:
+        all_tags, vocab, bag = read_nuswide_tags(tags_zip, allm.shape[0])
+        tags, text = [all_tags[i] for i in keep], bag[keep].astype(np.float32)
     return write_dataset(
         folder, name="nuswide", labels=labels[keep], class_names=[concepts[j] for j in order],
         image_paths=paths, image_root=(image_root or "images") if paths is not None else None, image_size=image_size,
+        tags=tags, text=text, text_vocab=vocab,
         extra_arrays={"source_index": keep.astype(np.int64)},
         extra_manifest={"source": f"NUS-WIDE ({SOURCES['nuswide']['page']}); {SOURCES['nuswide']['license']}",
                         "generator": {"subset": subset, "notes": notes}},
@@ -605,7 +639,7 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
                                     image_size=p["image_size"])
     return convert_nuswide(files["Groundtruth.zip"], files["ConceptsList.zip"], folder, subset=p["subset"],
                            image_list_zip=files.get("ImageList.zip"), image_root=p["image_root"],
-                           image_size=p["image_size"])
+                           image_size=p["image_size"], tags_zip=files.get("NUS_WID_Tags.zip"))
 
 
 def shared_data_dir() -> Path:
