@@ -1,4 +1,9 @@
-"""Shared fixtures: the embedded datasets generated once per test session into a temporary folder."""
+"""Shared fixtures: the embedded datasets generated once per test session into a temporary folder, and miniature
+copies of real archives."""
+import io
+import zipfile
+
+import numpy as np
 import pytest
 import torch
 
@@ -39,3 +44,42 @@ class LabelFreeTrainSet(TrainSet):
     @labels.setter
     def labels(self, value):
         pass
+
+
+MIR_CONCEPTS = {"animals": lambda i: i % 5 == 2, "baby": lambda i: i % 4 == 1, "baby_r1": lambda i: i % 8 == 1,
+                "sky": lambda i: i % 3 == 0}
+MIR_TAGS = {"animals": "dog", "baby": "kid", "sky": "blue"}
+
+
+@pytest.fixture
+def mirflickr_archives():
+    """build(folder, n) writes a miniature mirflickr25k.zip (JPEGs of different sizes whose colour follows the
+    labels, per-image tags from the labels plus a camera word, doc/common_tags.txt) and
+    mirflickr25k_annotations_v080.zip (concept i is in image i's labels when MIR_CONCEPTS[concept](i))."""
+    from PIL import Image
+
+    def build(folder, n=12):
+        rng = np.random.default_rng(3)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for i in range(1, n + 1):
+                on = [c for c, rule in MIR_CONCEPTS.items() if rule(i)]
+                pixels = np.full((10 + i % 9, 14, 3), 60 * len(on), np.uint8)
+                pixels[:, :, 0] += 50 * ("sky" in on)
+                img = io.BytesIO()
+                Image.fromarray(pixels + rng.integers(0, 20, pixels.shape, dtype=np.uint8)).save(img, "JPEG")
+                zf.writestr(f"mirflickr/im{i}.jpg", img.getvalue())
+                if i % 6 != 4:  # some images have no tags file
+                    words = [MIR_TAGS[c] for c in on if c in MIR_TAGS] + ["nikon" if i % 2 else "canon"]
+                    zf.writestr(f"mirflickr/meta/tags/tags{i}.txt", "\n".join(words + words[:1]) + "\n")
+            zf.writestr("mirflickr/doc/common_tags.txt", "blue 40\ndog 30\nkid 20\nnikon 20\n")
+        (folder / "mirflickr25k.zip").write_bytes(buf.getvalue())
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("README.txt", "annotations\n")
+            for name, rule in MIR_CONCEPTS.items():
+                ids = "".join(f"{i}\n" for i in range(1, n + 1) if rule(i))
+                zf.writestr(f"mirflickr25k_annotations_v080/{name}.txt", ids)
+        (folder / "mirflickr25k_annotations_v080.zip").write_bytes(buf.getvalue())
+
+    return build

@@ -25,10 +25,8 @@ def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A git + DVC copy of the project's tracked files, with a tiny configuration, reproduced once."""
-    root = tmp_path_factory.mktemp("repo")
+def copy_project(root: Path) -> None:
+    """The project's tracked and untracked-but-not-ignored files, without pipeline outputs or dvc.lock."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
@@ -36,6 +34,13 @@ def repo(tmp_path_factory):
         if src.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")) and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / name)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git + DVC copy of the project's tracked files, with a tiny configuration, reproduced once."""
+    root = tmp_path_factory.mktemp("repo")
+    copy_project(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params.update(dataset="mnist5k", method="dnnh", bits=32)
     params["dnnh"].update(epochs=1)
@@ -119,3 +124,30 @@ def test_bad_input_stops_with_one_line(repo, key, value, stage, message):
     finally:
         (repo / "params.yaml").write_text(original)
         run("dvc checkout -q", repo, check=False)
+
+
+@pytest.mark.parametrize("method", ["djsrh", "hyp2"])
+def test_stages_on_a_real_format_dataset(tmp_path, mirflickr_archives, method):
+    """A miniature MIRFLICKR-25K (JPEG files of different sizes, user tags, common-tag text) through every stage
+    after download: image-path sets, the tags stage on real-style tags, and the text modality."""
+    import json
+
+    from hashbench.download import convert_mirflickr25k
+
+    copy_project(tmp_path)
+    mirflickr_archives(tmp_path, n=90)
+    convert_mirflickr25k(tmp_path / "mirflickr25k.zip", tmp_path / "mirflickr25k_annotations_v080.zip",
+                         tmp_path / "data/raw", image_size=32)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params.update(dataset="mirflickr25k", method=method, bits=16)
+    params["mirflickr25k"].update(image_size=32, split={"protocol": "random", "n_query": 15, "n_train": 45,
+                                                          "train_in_database": False})
+    params["tags"].update(min_count=1)
+    params[method].update(epochs=2, batch_size=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("split", "tags", "train", "encode", "evaluate", "plot"):
+        run(f"python stages/{stage}.py", tmp_path)
+    metrics = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert metrics["n_query"] == 15 and metrics["n_database"] == 30
+    assert all(0 <= v <= 1 for v in metrics["map"].values()) and ("t2i" in metrics["map"]) == (method == "djsrh")
+    assert (tmp_path / "plots/images/ranked.png").stat().st_size > 1000
