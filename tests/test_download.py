@@ -240,8 +240,8 @@ def test_prepare_dataset_uses_manual_copy(tmp_path, monkeypatch):
         prepare_dataset("cifar10", {"bogus": 1}, tmp_path / "raw2", manual_root=tmp_path / "manual")
     with pytest.raises(HashbenchError, match=r"dataset: 'imagenet' is not allowed; use one of mnist5k"):
         prepare_dataset("imagenet", {}, tmp_path / "raw3")
-    with pytest.raises(HashbenchError, match=r"'cub200' has download sources but no converter yet"):
-        prepare_dataset("cub200", {}, tmp_path / "raw4")
+    with pytest.raises(HashbenchError, match=r"'stanford-dogs' has download sources but no converter yet"):
+        prepare_dataset("stanford-dogs", {}, tmp_path / "raw4")
 
 
 def test_cifar_corrupt_archive(tmp_path):
@@ -428,3 +428,105 @@ def test_mirflickr_label_order_on_the_real_label_lists():
                for j, name in enumerate(names) if name.endswith("_r1")}
     assert all(names[names.index(r + "_r1") - 1] == r for r in MIR_R1)
     assert outside == {**{r + "_r1": 0 for r in MIR_R1}, "people_r1": 4}
+
+
+# -------------------------------------------------------------------------------------------------- CUB, VOC
+def _jpeg(rng, h=9, w=12):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _serve_as(monkeypatch, name, base, www, files):
+    entries = [{"name": f, "url": f"{base}/{f}", "md5": _md5((www / f).read_bytes()), "bytes": None} for f in files]
+    monkeypatch.setitem(SOURCES, name, {**SOURCES[name], "files": entries})
+
+
+def test_cub200_download_and_convert(server, tmp_path, monkeypatch):
+    from hashbench.splits import make_split
+
+    base, www, _ = server
+    rng = np.random.default_rng(0)
+    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"]
+    rows = [(i, classes[(i - 1) % 3], (i - 1) % 3 + 1, int(i % 4 != 0)) for i in range(1, 13)]
+    members = [("CUB_200_2011/classes.txt", "".join(f"{j + 1} {c}\n" for j, c in enumerate(classes)).encode()),
+               ("CUB_200_2011/images.txt", "".join(f"{i} {c}/img_{i}.jpg\n" for i, c, _, _ in rows).encode()),
+               ("CUB_200_2011/image_class_labels.txt", "".join(f"{i} {k}\n" for i, _, k, _ in rows).encode()),
+               ("CUB_200_2011/train_test_split.txt", "".join(f"{i} {t}\n" for i, _, _, t in rows).encode())]
+    members += [(f"CUB_200_2011/images/{c}/img_{i}.jpg", _jpeg(rng, 8 + i, 10)) for i, c, _, _ in rows]
+    with tarfile.open(www / "CUB_200_2011.tgz", "w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    _serve_as(monkeypatch, "cub200", base, www, ["CUB_200_2011.tgz"])
+    man = prepare_dataset("cub200", {"image_size": 32}, tmp_path / "raw", download_root=tmp_path / "dl",
+                          manual_root=tmp_path / "manual", progress=False)
+    assert man["n_items"] == 12 and man["class_names"] == classes and man["image_shape"] == [32, 32, 3]
+    with open_dataset(tmp_path / "raw") as ds:
+        assert ds.single_label and ds.labels().argmax(1).tolist() == [(i - 1) % 3 for i in range(1, 13)]
+        assert ds.partition().tolist() == [int(i % 4 == 0) for i in range(1, 13)]     # test images = query side
+        assert ds.images([0, 11]).shape == (2, 32, 32, 3)
+        split = make_split(ds, download.REAL_SPLIT_DEFAULTS["cub200"], 0)
+    assert split["query"].tolist() == [3, 7, 11] and split["train"].tolist() == split["database"].tolist()
+
+
+@pytest.mark.parametrize("name", ["voc2007", "voc2012"])
+def test_voc_download_and_convert(server, tmp_path, monkeypatch, name):
+    from hashbench.splits import make_split
+
+    base, www, _ = server
+    rng = np.random.default_rng(1)
+    year = name[-4:]
+    objects = {"000001": ["dog", "person", "dog"], "000002": ["car"], "000003": ["tvmonitor", "chair"],
+               "000004": ["person"], "000005": ["bird"]}
+    sides = {"voc2007": (["000001", "000002", "000004"], ["000003", "000005"]),
+             "voc2012": (["000002", "000004"], ["000001", "000003", "000005"])}[name]
+    root = f"VOCdevkit/VOC{year}"
+    train_side, query_side = download.VOC_SIDES[name]
+    tars = {"voc2007": ["VOCtrainval_06-Nov-2007.tar", "VOCtest_06-Nov-2007.tar"],
+            "voc2012": ["VOCtrainval_11-May-2012.tar"]}[name]
+    for t, archive in enumerate(tars):
+        with tarfile.open(www / archive, "w") as tf:
+            def add(member, data):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            ids = sides[t] if len(tars) == 2 else sides[0] + sides[1]
+            if len(tars) == 1 or t == 0:
+                add(f"{root}/ImageSets/Main/{train_side}.txt", "".join(f"{i}\n" for i in sides[0]).encode())
+            if len(tars) == 1 or t == 1:
+                add(f"{root}/ImageSets/Main/{query_side}.txt", "".join(f"{i}\n" for i in sides[1]).encode())
+            for i in ids:
+                xml = "<annotation>" + "".join(f"<object><name>{o}</name><difficult>{k % 2}</difficult></object>"
+                                               for k, o in enumerate(objects[i])) + "</annotation>"
+                add(f"{root}/Annotations/{i}.xml", xml.encode())
+                add(f"{root}/JPEGImages/{i}.jpg", _jpeg(rng))
+    _serve_as(monkeypatch, name, base, www, tars)
+    man = prepare_dataset(name, {"image_size": 32}, tmp_path / "raw", download_root=tmp_path / "dl",
+                          manual_root=tmp_path / "manual", progress=False)
+    order = sides[0] + sides[1]
+    assert man["n_items"] == 5 and len(man["class_names"]) == 20
+    with open_dataset(tmp_path / "raw") as ds:
+        labels = ds.labels()
+        for row, i in enumerate(order):                       # difficult objects count; repeats count once
+            assert sorted(np.array(download.VOC_CLASSES)[labels[row] == 1]) == sorted(set(objects[i]))
+        assert ds.partition().tolist() == [0] * len(sides[0]) + [1] * len(sides[1])
+        assert ds.images([4]).shape == (1, 32, 32, 3)
+        split = make_split(ds, download.REAL_SPLIT_DEFAULTS[name], 0)
+    assert split["query"].tolist() == list(range(len(sides[0]), 5))
+
+
+def test_voc_unknown_class_is_one_line(tmp_path):
+    root = tmp_path / "VOCdevkit" / "VOC2007"
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    (root / "ImageSets" / "Main" / "trainval.txt").write_text("a\n")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("")
+    (root / "Annotations" / "a.xml").write_text("<annotation><object><name>unicorn</name></object></annotation>")
+    with tarfile.open(tmp_path / "voc.tar", "w") as tf:
+        tf.add(tmp_path / "VOCdevkit", arcname="VOCdevkit")
+    with pytest.raises(HashbenchError, match=r"a\.xml: object 'unicorn' is not a VOC class; use one of aeroplane"):
+        download.convert_voc([tmp_path / "voc.tar"], tmp_path / "raw", "voc2007")

@@ -139,10 +139,16 @@ CIFAR_RECORD = 3073
 REAL_SCHEMAS: dict[str, dict[str, Param]] = {
     "cifar10": {"seed": Param(0, int, ge=0)},
     "mirflickr25k": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
+    "cub200": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
+    "voc2007": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
+    "voc2012": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
                 "image_root": Param(None, str, nullable=True), "image_size": Param(256, int, ge=32)},
 }
+_OFFICIAL = {"protocol": "partition", "n_train": None, "train_in_database": True}
 REAL_SPLIT_DEFAULTS = {
+    # official splits: query = the test (VOC2012: val) side, train = database = the rest (triplet reference, HyP²)
+    "cub200": _OFFICIAL, "voc2007": _OFFICIAL, "voc2012": _OFFICIAL,
     # DeepHash-pytorch `mirflickr`: 1,000 queries, 4,000 train, database = the other 20,000 (incl. 419 unlabelled)
     "mirflickr25k": {"protocol": "random", "n_query": 1000, "n_train": 4000, "train_in_database": False},
     # DeepHash-pytorch `cifar10`: 100/class queries, 500/class train, database = the other 54,000 (train excluded)
@@ -601,6 +607,103 @@ def convert_mirflickr25k(images_zip, annotations_zip, folder, image_size: int = 
     )
 
 
+# ------------------------------------------------------------------------------------------ CUB-200-2011, VOC
+def _id_table(path: Path, what: str) -> dict[int, str]:
+    """`<int id> <value>` per line (CUB's metadata files) -> {id: value}; one-line error on a malformed line."""
+    out = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        head, _, value = line.strip().partition(" ")
+        if not head.isdigit() or not value:
+            raise HashbenchError(f"{path.name} line {line_no}: {line.strip()!r} is not '<id> <{what}>'")
+        out[int(head)] = value.strip()
+    return out
+
+
+def convert_cub200(archive, folder, image_size: int = 256) -> dict:
+    """CUB-200-2011: 11,788 images of 200 bird species (single-label), extracted under ``<folder>/images``. The
+    official split gives the partition: the 5,794 test images are the query side (1), the 5,994 train images the
+    database/train side (0), as the triplet-hashing reference uses them."""
+    folder = Path(folder)
+    extract(archive, folder / "images")
+    meta = next((p.parent for p in sorted((folder / "images").rglob("images.txt"))), None)
+    if meta is None:
+        raise HashbenchError(f"{archive}: images.txt not found; use the official CUB_200_2011.tgz")
+    paths = _id_table(meta / "images.txt", "path")
+    classes = _id_table(meta / "classes.txt", "name")
+    label_of = _id_table(meta / "image_class_labels.txt", "class id")
+    is_train = _id_table(meta / "train_test_split.txt", "0 or 1")
+    ids = sorted(paths)
+    if set(label_of) != set(ids) or set(is_train) != set(ids):
+        raise HashbenchError(f"{archive}: images.txt, image_class_labels.txt and train_test_split.txt list different "
+                             f"image ids; the archive is corrupt")
+    class_ids = sorted(classes)
+    column = {c: j for j, c in enumerate(class_ids)}
+    bad = next((i for i in ids if not label_of[i].isdigit() or int(label_of[i]) not in column), None)
+    if bad is not None:
+        raise HashbenchError(f"image_class_labels.txt: image {bad} has class {label_of[bad]!r}; classes.txt has ids "
+                             f"{class_ids[0]}..{class_ids[-1]}")
+    labels = np.zeros((len(ids), len(class_ids)), np.uint8)
+    labels[np.arange(len(ids)), [column[int(label_of[i])] for i in ids]] = 1
+    return write_dataset(
+        folder, name="cub200", labels=labels, class_names=[classes[c] for c in class_ids], single_label=True,
+        image_paths=[paths[i] for i in ids], image_root=str((meta / "images").relative_to(folder)),
+        image_size=image_size, partition=np.array([0 if is_train[i] == "1" else 1 for i in ids], np.uint8),
+        extra_arrays={"source_ids": np.array(ids, np.int64)},
+        extra_manifest={"source": f"CUB-200-2011 ({SOURCES['cub200']['page']}); {SOURCES['cub200']['license']}; "
+                                  f"partition 1 = official test images"},
+    )
+
+
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+VOC_SIDES = {"voc2007": ("trainval", "test"), "voc2012": ("train", "val")}  # (database/train side, query side)
+
+
+def convert_voc(archives: list, folder, name: str, image_size: int = 256) -> dict:
+    """PASCAL VOC 2007 / 2012 classification as multi-label retrieval, as HyP² uses it: 20-d multi-hot labels over
+    every ``<object><name>`` of an image's annotation, difficult objects included. VOC2007: test (4,952) = query
+    side, trainval (5,011) = database/train side; VOC2012: val (5,823) = query side, train (5,717) = database side."""
+    import xml.etree.ElementTree as ET
+
+    folder = Path(folder)
+    for archive in archives:
+        extract(archive, folder / "images")
+    year = name[-4:]
+    root = next((p for p in sorted((folder / "images").rglob(f"VOC{year}")) if p.is_dir()), None)
+    if root is None:
+        raise HashbenchError(f"{archives[0]}: VOCdevkit/VOC{year} not found; use the official VOC {year} tar files")
+    ids, partition = [], []
+    for side, value in zip(VOC_SIDES[name], (0, 1)):
+        listing = root / "ImageSets" / "Main" / f"{side}.txt"
+        if not listing.is_file():
+            raise HashbenchError(f"{listing}: not found; the VOC {year} archives are incomplete")
+        names = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+        ids += names
+        partition += [value] * len(names)
+    column = {c: j for j, c in enumerate(VOC_CLASSES)}
+    labels = np.zeros((len(ids), len(VOC_CLASSES)), np.uint8)
+    for i, image_id in enumerate(tqdm(ids, desc=f"VOC{year} annotations", unit="file", mininterval=1.0)):
+        xml_path = root / "Annotations" / f"{image_id}.xml"
+        try:
+            objects = [o.findtext("name", "").strip() for o in ET.parse(xml_path).getroot().iter("object")]
+        except (OSError, ET.ParseError) as err:
+            raise HashbenchError(f"{xml_path}: unreadable annotation ({_one_line(err)})") from None
+        unknown = [o for o in objects if o not in column]
+        if unknown:
+            raise HashbenchError(f"{xml_path}: object {unknown[0]!r} is not a VOC class; use one of "
+                                 f"{', '.join(VOC_CLASSES)}")
+        labels[i, [column[o] for o in objects]] = 1
+    return write_dataset(
+        folder, name=name, labels=labels, class_names=VOC_CLASSES, image_paths=[f"{i}.jpg" for i in ids],
+        image_root=str((root / "JPEGImages").relative_to(folder)), image_size=image_size,
+        partition=np.array(partition, np.uint8),
+        extra_manifest={"source": f"PASCAL VOC {year} ({SOURCES[name]['page']}); {SOURCES[name]['license']}; "
+                                  f"partition 1 = {VOC_SIDES[name][1]}, 0 = {VOC_SIDES[name][0]}"},
+    )
+
+
 # --------------------------------------------------------------------------------------------------- dispatch
 def _local_files(name: str, download_root, manual_root, progress: bool) -> dict[str, Path]:
     out = {}
@@ -634,6 +737,10 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
     files = _local_files(name, download_root, manual_root, progress)
     if name == "cifar10":
         return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
+    if name == "cub200":
+        return convert_cub200(files["CUB_200_2011.tgz"], folder, image_size=p["image_size"])
+    if name in VOC_SIDES:
+        return convert_voc(list(files.values()), folder, name, image_size=p["image_size"])
     if name == "mirflickr25k":
         return convert_mirflickr25k(files["mirflickr25k.zip"], files["mirflickr25k_annotations_v080.zip"], folder,
                                     image_size=p["image_size"])
