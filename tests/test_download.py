@@ -240,8 +240,8 @@ def test_prepare_dataset_uses_manual_copy(tmp_path, monkeypatch):
         prepare_dataset("cifar10", {"bogus": 1}, tmp_path / "raw2", manual_root=tmp_path / "manual")
     with pytest.raises(HashbenchError, match=r"dataset: 'imagenet' is not allowed; use one of mnist5k"):
         prepare_dataset("imagenet", {}, tmp_path / "raw3")
-    with pytest.raises(HashbenchError, match=r"'stanford-dogs' has download sources but no converter yet"):
-        prepare_dataset("stanford-dogs", {}, tmp_path / "raw4")
+    with pytest.raises(HashbenchError, match=r"'wikipedia' has download sources but no converter yet"):
+        prepare_dataset("wikipedia", {}, tmp_path / "raw4")
 
 
 def test_cifar_corrupt_archive(tmp_path):
@@ -530,3 +530,42 @@ def test_voc_unknown_class_is_one_line(tmp_path):
         tf.add(tmp_path / "VOCdevkit", arcname="VOCdevkit")
     with pytest.raises(HashbenchError, match=r"a\.xml: object 'unicorn' is not a VOC class; use one of aeroplane"):
         download.convert_voc([tmp_path / "voc.tar"], tmp_path / "raw", "voc2007")
+
+
+def test_stanford_dogs_download_and_convert(server, tmp_path, monkeypatch):
+    import scipy.io
+
+    base, www, _ = server
+    rng = np.random.default_rng(2)
+    breeds = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]
+    train = [(f"{breeds[k % 3]}/{breeds[k % 3][:9]}_{k}.jpg", k % 3 + 1) for k in range(6)]
+    test = [(f"{breeds[k % 3]}/{breeds[k % 3][:9]}_{k}.jpg", k % 3 + 1) for k in range(6, 9)]
+
+    def mat(rows):
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, {"file_list": np.array([[f] for f, _ in rows], dtype=object),
+                               "labels": np.array([[lab] for _, lab in rows])})
+        return buf.getvalue()
+
+    with tarfile.open(www / "lists.tar", "w") as tf:
+        for name, data in (("train_list.mat", mat(train)), ("test_list.mat", mat(test))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with tarfile.open(www / "images.tar", "w") as tf:
+        for f, _ in train + test:
+            data = _jpeg(rng)
+            info = tarfile.TarInfo(f"Images/{f}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    _serve_as(monkeypatch, "stanford-dogs", base, www, ["images.tar", "lists.tar"])
+    monkeypatch.setitem(SOURCES["stanford-dogs"], "files", SOURCES["stanford-dogs"]["files"]
+                        + [{"name": "annotation.tar", "optional": True, "url": f"{base}/missing", "md5": None,
+                            "bytes": None}])
+    man = prepare_dataset("stanford-dogs", {"image_size": 32}, tmp_path / "raw", download_root=tmp_path / "dl",
+                          manual_root=tmp_path / "manual", progress=False)
+    assert man["n_items"] == 9 and man["class_names"] == breeds
+    with open_dataset(tmp_path / "raw") as ds:
+        assert ds.single_label and ds.labels().argmax(1).tolist() == [k % 3 for k in range(9)]
+        assert ds.partition().tolist() == [0] * 6 + [1] * 3
+        assert ds.images([8]).shape == (1, 32, 32, 3)

@@ -11,6 +11,7 @@ DATASETS: dict[str, frozenset] = {
     "cifar10": frozenset({"image"}),
     "mirflickr25k": frozenset({"image", "tags", "text"}),
     "cub200": frozenset({"image"}),
+    "stanford-dogs": frozenset({"image"}),
     "voc2007": frozenset({"image"}),
     "voc2012": frozenset({"image"}),
     "nuswide": frozenset({"image", "tags", "text"}),  # images and tags only when their archives are placed

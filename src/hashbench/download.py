@@ -95,7 +95,8 @@ SOURCES: dict[str, dict] = {
         "files": [
             {"name": "images.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar",
              "md5": "1bb1f2a596ae7057f99d7d75860002ef", "bytes": 793579520},
-            {"name": "annotation.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/annotation.tar",
+            {"name": "annotation.tar", "optional": True,  # bounding boxes: unused by the triplet reference
+             "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/annotation.tar",
              "md5": "4298cc0031f6bc6e74612ac83b5988e2", "bytes": 21852160},
             {"name": "lists.tar", "url": "http://vision.stanford.edu/aditya86/ImageNetDogs/lists.tar",
              "md5": "edbb9f16854ec66506b5f09b583e0656", "bytes": 481280},
@@ -140,6 +141,7 @@ REAL_SCHEMAS: dict[str, dict[str, Param]] = {
     "cifar10": {"seed": Param(0, int, ge=0)},
     "mirflickr25k": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "cub200": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
+    "stanford-dogs": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "voc2007": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "voc2012": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
     "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
@@ -148,7 +150,7 @@ REAL_SCHEMAS: dict[str, dict[str, Param]] = {
 _OFFICIAL = {"protocol": "partition", "n_train": None, "train_in_database": True}
 REAL_SPLIT_DEFAULTS = {
     # official splits: query = the test (VOC2012: val) side, train = database = the rest (triplet reference, HyP²)
-    "cub200": _OFFICIAL, "voc2007": _OFFICIAL, "voc2012": _OFFICIAL,
+    "cub200": _OFFICIAL, "stanford-dogs": _OFFICIAL, "voc2007": _OFFICIAL, "voc2012": _OFFICIAL,
     # DeepHash-pytorch `mirflickr`: 1,000 queries, 4,000 train, database = the other 20,000 (incl. 419 unlabelled)
     "mirflickr25k": {"protocol": "random", "n_query": 1000, "n_train": 4000, "train_in_database": False},
     # DeepHash-pytorch `cifar10`: 100/class queries, 500/class train, database = the other 54,000 (train excluded)
@@ -656,6 +658,60 @@ def convert_cub200(archive, folder, image_size: int = 256) -> dict:
     )
 
 
+def _dogs_list(lists_tar: Path, member: str) -> tuple[list[str], np.ndarray]:
+    """(file names, 1-based labels) of train_list.mat / test_list.mat inside lists.tar (MATLAB v5 read with
+    scipy.io.loadmat, which executes nothing)."""
+    import io
+
+    import scipy.io
+
+    try:
+        with tarfile.open(lists_tar, "r:*") as tf:
+            found = _tar_members_by_basename(tf)
+            if member not in found:
+                raise HashbenchError(f"{lists_tar}: {member} not found; use the official lists.tar")
+            mat = scipy.io.loadmat(io.BytesIO(tf.extractfile(found[member]).read()))
+    except (tarfile.TarError, EOFError, OSError, ValueError) as err:
+        raise HashbenchError(f"{lists_tar}: {member} is not readable ({_one_line(err)})") from None
+    if "file_list" not in mat or "labels" not in mat:
+        raise HashbenchError(f"{lists_tar}: {member} lacks file_list / labels; use the official lists.tar")
+    files = [str(np.squeeze(x)) for x in mat["file_list"].ravel()]
+    labels = np.asarray(mat["labels"]).ravel().astype(np.int64)
+    if len(files) != len(labels):
+        raise HashbenchError(f"{lists_tar}: {member} has {len(files)} files and {len(labels)} labels")
+    return files, labels
+
+
+def convert_stanford_dogs(images_tar, lists_tar, folder, image_size: int = 256) -> dict:
+    """Stanford Dogs: 20,580 images of 120 breeds (single-label), extracted under ``<folder>/images``. The official
+    lists give the partition: the 8,580 test images are the query side (1), the 12,000 train images the
+    database/train side (0). Class c is the breed folder of label c + 1."""
+    folder = Path(folder)
+    train_files, train_labels = _dogs_list(Path(lists_tar), "train_list.mat")
+    test_files, test_labels = _dogs_list(Path(lists_tar), "test_list.mat")
+    files, labels1 = train_files + test_files, np.concatenate([train_labels, test_labels])
+    n_classes = int(labels1.max()) if labels1.size else 0
+    if labels1.size == 0 or labels1.min() < 1:
+        raise HashbenchError(f"{lists_tar}: labels must be 1..{n_classes}; use the official lists.tar")
+    names = {}
+    for f, lab in zip(files, labels1):
+        names.setdefault(int(lab), f.split("/")[0])
+    if len(names) != n_classes:
+        raise HashbenchError(f"{lists_tar}: labels 1..{n_classes} but only {len(names)} of them have images")
+    extract(images_tar, folder / "images")
+    image_dir = next((p for p in sorted((folder / "images").rglob("Images")) if p.is_dir()), None)
+    if image_dir is None:
+        raise HashbenchError(f"{images_tar}: Images/ not found; use the official images.tar")
+    return write_dataset(
+        folder, name="stanford-dogs", labels=np.eye(n_classes, dtype=np.uint8)[labels1 - 1],
+        class_names=[names[c] for c in range(1, n_classes + 1)], single_label=True, image_paths=files,
+        image_root=str(image_dir.relative_to(folder)), image_size=image_size,
+        partition=np.array([0] * len(train_files) + [1] * len(test_files), np.uint8),
+        extra_manifest={"source": f"Stanford Dogs ({SOURCES['stanford-dogs']['page']}); "
+                                  f"{SOURCES['stanford-dogs']['license']}; partition 1 = official test list"},
+    )
+
+
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
 VOC_SIDES = {"voc2007": ("trainval", "test"), "voc2012": ("train", "val")}  # (database/train side, query side)
@@ -739,6 +795,8 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
         return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
     if name == "cub200":
         return convert_cub200(files["CUB_200_2011.tgz"], folder, image_size=p["image_size"])
+    if name == "stanford-dogs":
+        return convert_stanford_dogs(files["images.tar"], files["lists.tar"], folder, image_size=p["image_size"])
     if name in VOC_SIDES:
         return convert_voc(list(files.values()), folder, name, image_size=p["image_size"])
     if name == "mirflickr25k":
