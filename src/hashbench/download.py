@@ -137,15 +137,12 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAR_RECORD = 3073
 
 # params blocks of the real sets that have a converter (the embedded ones live in hashbench.embedded)
+_IMAGE_SET = {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)}  # image files read at image_size^2
 REAL_SCHEMAS: dict[str, dict[str, Param]] = {
     "cifar10": {"seed": Param(0, int, ge=0)},
-    "mirflickr25k": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
-    "cub200": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
-    "stanford-dogs": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
-    "voc2007": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
-    "voc2012": {"seed": Param(0, int, ge=0), "image_size": Param(256, int, ge=32)},
-    "nuswide": {"seed": Param(0, int, ge=0), "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
-                "image_root": Param(None, str, nullable=True), "image_size": Param(256, int, ge=32)},
+    **{name: _IMAGE_SET for name in ("mirflickr25k", "cub200", "stanford-dogs", "voc2007", "voc2012")},
+    "nuswide": {**_IMAGE_SET, "subset": Param("top21", str, choices=("top21", "tc10", "all81")),
+                "image_root": Param(None, str, nullable=True)},
 }
 _OFFICIAL = {"protocol": "partition", "n_train": None, "train_in_database": True}
 REAL_SPLIT_DEFAULTS = {
