@@ -95,6 +95,9 @@ def test_path_based_images(tmp_path):
         assert out.shape == (2, 8, 8, 3) and out[0].max() == 20
         assert ds.images([0, 1]).shape == (2, 6, 6, 3)          # files of different sizes: one array
         assert ds.images([]).shape == (0, 6, 6, 3)
+    (root / "1.png").unlink()
+    with open_dataset(tmp_path / "ds") as ds, pytest.raises(HashbenchError, match=r"1\.png: image missing or unreadable"):
+        ds.images([0, 1, 2])
     with pytest.raises(HashbenchError, match=r"^image_size: 0 is not allowed"):
         write_dataset(tmp_path / "ds2", name="p", labels=labels, class_names="abc",
                       image_paths=[f"{i}.png" for i in range(3)], image_root=str(root), image_size=0)
