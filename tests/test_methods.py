@@ -138,6 +138,20 @@ def test_missing_imagenet_weights_name_file_and_folder(monkeypatch, tmp_path):
     assert "resnet18-f37072fd.pth" in message and str(tmp_path) in message and "\n" not in message
 
 
+@pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1)])
+def test_gpqnet_backbone(shape):
+    """GPQ's F: a pooled 256-d branch and a 512-d branch on top of it, 768-d in all; CIFAR statistics for RGB."""
+    backbone = networks.Backbone("gpqnet", shape, pretrained=False).eval()
+    convs = [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512]
+    with torch.no_grad():
+        x = backbone.prepare(np.full((2, *shape), 255, np.uint8))
+        assert backbone(x).shape == (2, 768)
+    if shape[-1] == 3:
+        assert x[0, :, 0, 0].tolist() == pytest.approx([(255 - 125.642) / 63.01, (255 - 123.738) / 62.157,
+                                                         (255 - 114.46) / 66.94], rel=1e-5)
+
+
 @pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg16"])
 def test_imagenet_backbones_take_grayscale_digits(name):
     backbone = networks.Backbone(name, (28, 28, 1), pretrained=False, input_size=64).eval()

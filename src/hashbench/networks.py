@@ -19,7 +19,9 @@ from .errors import HashbenchError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BACKBONES = ("smallcnn", "alexnet", "resnet18", "vgg16")
+BACKBONES = ("smallcnn", "gpqnet", "alexnet", "resnet18", "vgg16")
+CIFAR_MEAN = (125.642 / 255, 123.738 / 255, 114.46 / 255)  # GPQ's per-channel statistics (RGB)
+CIFAR_STD = (63.01 / 255, 62.157 / 255, 66.94 / 255)
 
 
 class SmallCNN(nn.Module):
@@ -39,6 +41,36 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.head(F.adaptive_avg_pool2d(self.features(x), 1))
+
+
+class GPQNet(nn.Module):
+    """GPQ's feature extractor F for 32x32 inputs (youngkyunJang/GPQ, utils/GPQ_network.py), trained from scratch
+    (its ImageNet-initialised weights come from a .mat file that is not public): 3x3 convolutions, each followed by
+    BatchNorm and ReLU, Xavier-initialised, [64, 64] -> pool -> [128, 128] -> pool -> [256, 256, 256] -> pool, whose
+    global average is one 256-d branch; then [512, 512, 512] without pooling, averaged into 512-d; the two are
+    concatenated (768-d). GPQ's Linear layer to the quantizer's D is the method's head, not part of F."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+
+        def convs(cin, widths):
+            layers = []
+            for cout in widths:
+                conv = nn.Conv2d(cin, cout, 3, padding=1)
+                nn.init.xavier_uniform_(conv.weight)
+                nn.init.zeros_(conv.bias)
+                layers += [conv, nn.BatchNorm2d(cout), nn.ReLU()]
+                cin = cout
+            return layers
+
+        self.low = nn.Sequential(*convs(in_channels, [64, 64]), nn.MaxPool2d(2), *convs(64, [128, 128]),
+                                 nn.MaxPool2d(2), *convs(128, [256, 256, 256]), nn.MaxPool2d(2))
+        self.high = nn.Sequential(*convs(256, [512, 512, 512]))
+        self.feature_dim = 768
+
+    def forward(self, x):
+        low = self.low(x)
+        return torch.cat([low.mean(dim=(2, 3)), self.high(low).mean(dim=(2, 3))], dim=1)
 
 
 def _torchvision_model(name: str, pretrained: bool):
@@ -82,11 +114,15 @@ class Backbone(nn.Module):
             raise HashbenchError(f"backbone: {name!r} is not allowed; use one of {', '.join(BACKBONES)}")
         self.name = name
         self.in_channels = image_shape[-1]
-        if name == "smallcnn":
-            self.net, self.feature_dim = SmallCNN(self.in_channels), 256
-            self.input_size = None  # native resolution
-            self.register_buffer("mean", torch.full((1, self.in_channels, 1, 1), 0.5))
-            self.register_buffer("std", torch.full((1, self.in_channels, 1, 1), 0.5))
+        if name in ("smallcnn", "gpqnet"):  # trained from scratch at native resolution
+            self.net = SmallCNN(self.in_channels) if name == "smallcnn" else GPQNet(self.in_channels)
+            self.feature_dim = self.net.feature_dim
+            self.input_size = None
+            rgb_stats = name == "gpqnet" and self.in_channels == 3
+            self.register_buffer("mean", torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1) if rgb_stats
+                                 else torch.full((1, self.in_channels, 1, 1), 0.5))
+            self.register_buffer("std", torch.tensor(CIFAR_STD).view(1, 3, 1, 1) if rgb_stats
+                                 else torch.full((1, self.in_channels, 1, 1), 0.5))
         else:
             self.net, self.feature_dim = _torchvision_model(name, pretrained)
             self.input_size = input_size

@@ -20,9 +20,10 @@ are built from class prototypes, and a prototype classifier, trained on a few la
 - Preset: mAP over the whole database, zero-hit queries count 0 (the official protocol).
 
 Deviations from the official code, all deliberate:
-- F is a param: ``smallcnn`` trained from scratch on the embedded 28x28 digits (default), or torchvision's ImageNet
-  AlexNet / ResNet-18 / VGG-16 (the official F is a 13-conv VGG-style network with two pooled branches, from an
-  ImageNet .mat that is not public and too slow to train on 2 CPU cores) followed by the Linear layer to D;
+- F is a param: ``smallcnn`` trained from scratch on the embedded 28x28 digits (default; the official F is too slow
+  to train on 2 CPU cores), ``gpqnet`` (the official F's architecture, ``networks.GPQNet``, trained from scratch: its
+  ImageNet-initialised .mat is not public), or torchvision's ImageNet AlexNet / ResNet-18 / VGG-16; then the
+  Linear layer to D;
 - schedule scaled to 2 CPU cores: batches of 100 labelled + 100 unlabelled images (official 500 + 500) and
   ``iterations`` 600 (official 3,000). The lr stays the official 2e-4: on a validation split carved from the
   labelled train images (200 held out as queries against the other 800, seed 0) it gave mAP 0.951 against 0.943
