@@ -7,27 +7,22 @@ import pytest
 
 from hashbench.data import open_dataset, write_dataset
 from hashbench.download import read_nuswide_concepts, read_nuswide_groundtruth, shared_data_dir
-from hashbench.embedded import EMBEDDED, make_dataset
+from hashbench.embedded import EMBEDDED
 from hashbench.errors import HashbenchError
 from hashbench.splits import check_split, load_split, make_split, quota_sample, save_split, validate_protocol
 
 SHARED = shared_data_dir()
 
 
-@pytest.fixture(scope="module")
-def mnist5k(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("m5k")
-    make_dataset("mnist5k", EMBEDDED["mnist5k"], folder)
-    with open_dataset(folder) as ds:
-        yield ds
+@pytest.fixture
+def mnist5k(mnist5k):
+    """The dataset of conftest's session-wide (dataset, split) pair: the splits here are made by each test."""
+    return mnist5k[0]
 
 
-@pytest.fixture(scope="module")
-def mnist5k_tags(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("m5kt")
-    make_dataset("mnist5k-tags", EMBEDDED["mnist5k-tags"], folder)
-    with open_dataset(folder) as ds:
-        yield ds
+@pytest.fixture
+def mnist5k_tags(mnist5k_tags):
+    return mnist5k_tags[0]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from .config import Param, validate
 from .data import atomic_write_json, open_dataset
