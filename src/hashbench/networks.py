@@ -108,12 +108,14 @@ def load_imagenet_weights(weights) -> dict:
 class Backbone(nn.Module):
     """Feature extractor plus the preprocessing its weights expect."""
 
-    def __init__(self, name: str, image_shape: tuple, pretrained: bool = True, input_size: int = 224):
+    def __init__(self, name: str, image_shape: tuple, pretrained: bool = True, input_size: int = 224,
+                 downsample: int = 1):
         super().__init__()
         if name not in BACKBONES:
             raise HashbenchError(f"backbone: {name!r} is not allowed; use one of {', '.join(BACKBONES)}")
         self.name = name
         self.in_channels = image_shape[-1]
+        self.downsample = downsample if name == "smallcnn" else 1  # average pooling of smallcnn's input only
         if name in ("smallcnn", "gpqnet"):  # trained from scratch at native resolution
             self.net = SmallCNN(self.in_channels) if name == "smallcnn" else GPQNet(self.in_channels)
             self.feature_dim = self.net.feature_dim
@@ -130,7 +132,8 @@ class Backbone(nn.Module):
             self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def prepare(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, C) -> normalised float (N, 3 or C, h, w) on the backbone's device."""
+        """uint8 (N, H, W, C) -> normalised float (N, 3 or C, h, w) on the backbone's device (average-pooled by
+        `downsample` for smallcnn)."""
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.mean.device)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         if self.input_size is not None:
@@ -138,7 +141,8 @@ class Backbone(nn.Module):
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
                 x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        return F.avg_pool2d(x, self.downsample) if self.downsample > 1 else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

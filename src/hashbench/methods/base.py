@@ -130,6 +130,13 @@ def batches(n: int, batch_size: int, desc: str | None = None):
         yield slice(start, min(start + batch_size, n))
 
 
+@torch.no_grad()
+def forward_batches(fn, data, batch_size: int, width: int, desc: str | None = None) -> torch.Tensor:
+    """fn(data[s]) over consecutive batches, concatenated on the CPU: (n, width); (0, width) for no data."""
+    out = [fn(data[s]).cpu() for s in batches(len(data), batch_size, desc=desc)]
+    return torch.cat(out) if out else torch.zeros((0, width))
+
+
 def sign_codes(x: torch.Tensor | np.ndarray) -> np.ndarray:
     """+-1 int8 codes; 0 maps to +1 (so Hamming distances stay integers)."""
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

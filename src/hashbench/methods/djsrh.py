@@ -84,7 +84,7 @@ from ..errors import HashbenchError
 from ..losses.joint_semantics import AFFINITIES, ALPHA_SCHEDULES, JointSemanticsAffinity, ReconstructionLoss, \
     alpha_for_epoch
 from ..networks import BACKBONES, Backbone, random_shift
-from .base import Method, TrainSet, batches, check_role, device, sign_codes
+from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
 
 
 class ScaledTanh(nn.Module):
@@ -300,16 +300,13 @@ class DJSRH(Method):
         self.text_net.eval()
         size = self.params["encode_batch_size"]
         if modality == "text":
-            texts = self._check_texts(data, "texts")
-            out = [self.text_net.hidden(torch.from_numpy(texts[s]).to(self.device)).cpu()
-                   for s in batches(len(texts), size, desc=f"encode {role} texts")]
+            h = forward_batches(lambda t: self.text_net.hidden(torch.from_numpy(t).to(self.device)),
+                                self._check_texts(data, "texts"), size, self.bits, f"encode {role} texts")
         else:
             backbone = self.image_net.backbone
-            out = [self.image_net.hidden(self._prepare(backbone, data[s])).cpu()
-                   for s in batches(len(data), size, desc=f"encode {role} images")]
-        if not out:
-            return np.zeros((0, self.bits), np.int8)
-        return sign_codes(torch.cat(out))
+            h = forward_batches(lambda x: self.image_net.hidden(self._prepare(backbone, x)), data, size, self.bits,
+                                f"encode {role} images")
+        return sign_codes(h)
 
     def state_dict(self):
         state = {f"image.{k}": v.detach().cpu() for k, v in self.image_net.state_dict().items()}

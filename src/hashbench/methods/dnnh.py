@@ -25,7 +25,7 @@ from ..config import Param
 from ..losses.triplet import TripletRankingLoss, margin_for_bits
 from ..networks import BACKBONES, Backbone, random_shift
 from ..sampling import class_balanced_batch
-from .base import Method, TrainSet, batches, check_role, device, sign_codes
+from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
 
 
 class DNNH(Method):
@@ -89,9 +89,8 @@ class DNNH(Method):
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
         self.net.eval()
-        out = [self.net(self.backbone.prepare(data[s]).to(self.device)).cpu()
-               for s in batches(len(data), self.params["encode_batch_size"], desc=f"encode {role}")]
-        return sign_codes(torch.cat(out))
+        return sign_codes(forward_batches(lambda x: self.net(self.backbone.prepare(x).to(self.device)), data,
+                                          self.params["encode_batch_size"], self.bits, f"encode {role}"))
 
     def state_dict(self):
         return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}

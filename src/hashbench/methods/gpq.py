@@ -51,7 +51,7 @@ from ..errors import HashbenchError
 from ..losses.entropy_minimax import NegativeEntropyLoss, reverse_gradient
 from ..losses.npair_pq import NPairPQLoss
 from ..networks import BACKBONES, Backbone, random_shift
-from .base import Method, TrainSet, batches, check_role, device
+from .base import Method, TrainSet, check_role, device, forward_batches
 
 
 def intra_norm(x: torch.Tensor, books: int) -> torch.Tensor:
@@ -182,8 +182,8 @@ class GPQ(Method):
     @torch.no_grad()
     def _encode_features(self, data: np.ndarray, role: str) -> torch.Tensor:
         self.net.eval()
-        return torch.cat([self._features(self.backbone.prepare(data[s])).cpu()
-                          for s in batches(len(data), self.params["encode_batch_size"], desc=f"encode {role}")])
+        return forward_batches(lambda x: self._features(self.backbone.prepare(x)), data,
+                               self.params["encode_batch_size"], self.books * self.params["sub_dim"], f"encode {role}")
 
     @torch.no_grad()
     def encode(self, data, modality="image", role="database"):

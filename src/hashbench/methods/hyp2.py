@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -36,7 +35,7 @@ from ..config import Param
 from ..errors import HashbenchError
 from ..losses.hyp2 import HyP2Loss, zeta_for
 from ..networks import BACKBONES, Backbone, random_shift
-from .base import Method, TrainSet, batches, check_role, device, sign_codes
+from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
 
 
 class HyP2(Method):
@@ -67,15 +66,8 @@ class HyP2(Method):
         p = self.params
         self.zeta = p["zeta"] if p["zeta"] is not None else zeta_for(bits, info.n_classes)
         self.device = device()
-        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"])
+        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"], p["downsample"])
         self.net = nn.Sequential(self.backbone, nn.Linear(self.backbone.feature_dim, bits)).to(self.device)
-
-    def _prepare(self, images: np.ndarray, shift: int = 0, generator: torch.Generator | None = None):
-        x = self.backbone.prepare(images)
-        k = self.params["downsample"]
-        if self.backbone.name == "smallcnn" and k > 1:
-            x = F.avg_pool2d(x, k)
-        return random_shift(x, shift, generator) if shift else x
 
     def fit(self, train: TrainSet) -> list[dict]:
         p = self.params
@@ -100,7 +92,7 @@ class HyP2(Method):
             total = 0.0
             for b, start in enumerate(starts):
                 idx = order[start:starts[b + 1] if b + 1 < len(starts) else n]
-                x = self._prepare(train.images[idx], p["augment_shift"], gen)
+                x = random_shift(self.backbone.prepare(train.images[idx]), p["augment_shift"], gen)
                 loss = loss_fn(self.net(x.to(self.device)), labels[idx].to(self.device))
                 optimizer.zero_grad()
                 loss.backward()
@@ -115,9 +107,8 @@ class HyP2(Method):
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
         self.net.eval()
-        out = [self.net(self._prepare(data[s]).to(self.device)).cpu()
-               for s in batches(len(data), self.params["encode_batch_size"], desc=f"encode {role}")]
-        return sign_codes(torch.cat(out))
+        return sign_codes(forward_batches(lambda x: self.net(self.backbone.prepare(x).to(self.device)), data,
+                                          self.params["encode_batch_size"], self.bits, f"encode {role}"))
 
     def state_dict(self):
         return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}

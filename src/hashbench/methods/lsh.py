@@ -11,7 +11,7 @@ import torch
 
 from ..config import Param
 from ..networks import BACKBONES, Backbone
-from .base import Method, TrainSet, batches, check_role, sign_codes
+from .base import Method, TrainSet, check_role, forward_batches, sign_codes
 
 
 class LSH(Method):
@@ -39,11 +39,8 @@ class LSH(Method):
     def _features(self, images: np.ndarray) -> np.ndarray:
         if self.backbone is None:
             return images.reshape(len(images), -1).astype(np.float32) / 255.0
-        out = []
-        with torch.no_grad():
-            for s in batches(len(images), self.params["batch_size"], desc="features"):
-                out.append(self.backbone(self.backbone.prepare(images[s])).numpy())
-        return np.concatenate(out).astype(np.float32)
+        return forward_batches(lambda x: self.backbone(self.backbone.prepare(x)), images, self.params["batch_size"],
+                               self.backbone.feature_dim, "features").numpy().astype(np.float32)
 
     def fit(self, train: TrainSet) -> list[dict]:
         self.mean = self._features(train.images).mean(0, dtype=np.float64).astype(np.float32)

@@ -45,7 +45,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -55,7 +54,7 @@ from ..losses.adaptive_margin import AdaptiveCosineMarginLoss
 from ..losses.cosine_quantization import CosineQuantizationLoss
 from ..networks import BACKBONES, Backbone, random_shift
 from ..quantization import icm_encode, kmeans_init, reconstruct, update_codebooks
-from .base import Method, TrainSet, batches, check_role, device
+from .base import Method, TrainSet, check_role, device, forward_batches
 
 CODEWORDS = 256
 
@@ -98,7 +97,8 @@ class WSDHQ(Method):
         p = self.params
         self.device = device()
         self.n_books = bits // 8
-        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"]).to(self.device)
+        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"],
+                                 p["downsample"]).to(self.device)
         self.head: nn.Linear | None = None  # built once D (the tag-embedding dimension) is known
         self.books: np.ndarray | None = None
         self.tag_embeddings: np.ndarray | None = None
@@ -114,13 +114,6 @@ class WSDHQ(Method):
             self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=gen) * 0.01)
             self.head.bias.zero_()
         self.head.to(self.device)
-
-    def _prepare(self, images: np.ndarray) -> torch.Tensor:
-        x = self.backbone.prepare(images)
-        k = self.params["downsample"]
-        if self.backbone.name == "smallcnn" and k > 1:
-            x = F.avg_pool2d(x, k)
-        return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.backbone(x)))
@@ -168,7 +161,7 @@ class WSDHQ(Method):
             sums = {"loss": 0.0, "margin": 0.0, "quant": 0.0}
             for b in range(n_batches):
                 idx = np.sort(order[b * p["batch_size"]:(b + 1) * p["batch_size"]])
-                x = random_shift(self._prepare(train.images[idx]), p["augment_shift"], gen)
+                x = random_shift(self.backbone.prepare(train.images[idx]), p["augment_shift"], gen)
                 if p["flip"]:
                     flip = torch.rand(len(idx), generator=gen) < 0.5
                     x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
@@ -214,10 +207,9 @@ class WSDHQ(Method):
         """tanh features r (n, D), float32, eval mode."""
         self._check_trained()
         self.backbone.eval()
-        out = [self._forward(self._prepare(data[s]).to(self.device)).cpu()
-               for s in batches(len(data), self.params["encode_batch_size"], desc=desc)]
-        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, self.head.out_features),
-                                                                               np.float32)
+        r = forward_batches(lambda x: self._forward(self.backbone.prepare(x).to(self.device)), data,
+                            self.params["encode_batch_size"], self.head.out_features, desc)
+        return r.numpy().astype(np.float32)
 
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
