@@ -59,7 +59,9 @@ __all__ = ["evaluate_hamming", "evaluate_aqd", "mean_average_precision", "defaul
 _TILE = 1024  # database items per histogram tile (Hamming bucket path)
 _BLOCK_PAIRS = 2**18  # query x database pairs per cache block
 _WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker
-_FORK_MIN_PAIRS = 2**25  # query x item pairs below which a worker process costs more than it saves (~0.1 s of work)
+# query x item pairs below which worker processes cost more than they save: 2^25 pairs are ~0.2 s of one core's work,
+# starting and joining the pool took 15-20 ms (2 workers, a 40 x 2,000 case)
+_FORK_MIN_PAIRS = 2**25
 
 
 # ----------------------------------------------------------------------------------------------------------- checks
@@ -70,7 +72,6 @@ def _fail(msg):
 def _check_zero(zero):
     if zero not in ("count", "skip"):
         _fail(f"zero={zero!r} is not allowed; use 'count' (zero-relevant queries score 0) or 'skip' (left out)")
-    return zero
 
 
 def _resolve_topk(topk, n):
@@ -121,7 +122,7 @@ def _labels(labels, name, n_rows, n_classes=None):
 def _words(bits):
     """bool (n, B) -> (n, words) packed bits, little-endian bit order: one uint8/16/32 word when B <= 32,
     otherwise uint64 words."""
-    n, b = bits.shape
+    n = bits.shape[0]
     packed = np.packbits(bits, axis=1, bitorder="little")
     nbytes = packed.shape[1]
     size = 1 if nbytes <= 1 else 2 if nbytes <= 2 else 4 if nbytes <= 4 else 8
@@ -156,17 +157,16 @@ def _workers(workers):
 
 
 # ----------------------------------------------------------------------------------------------------- primitives
-def _relevance(qmask, dmask, out=None):
-    """bool (nq, n): query and item share a label. qmask/dmask are packed label-bit words (``_words``)."""
-    tmp = np.empty((qmask.shape[0], dmask.shape[0]), qmask.dtype)
-    rel = None
+def _relevance(qmask, dmask, out, tmp, spare):
+    """Fill bool out (nq, n): query and item share a label. qmask/dmask are packed label-bit words (``_words``);
+    tmp (nq, n) in their dtype and bool spare (nq, n) are scratch."""
     for w in range(qmask.shape[1]):
         np.bitwise_and(qmask[:, w, None], dmask[None, :, w], out=tmp)
-        if rel is None:
-            rel = np.not_equal(tmp, 0, out=out)
+        if w == 0:
+            np.not_equal(tmp, 0, out=out)
         else:
-            rel |= tmp != 0
-    return rel
+            out |= np.not_equal(tmp, 0, out=spare)
+    return out
 
 
 def _key_dtype(bits):
@@ -194,13 +194,7 @@ def _hamming_keys(qw, dw, qm, dm, out, block, buffers=None):
             else:
                 c += np.bitwise_count(t, out=cnt[:, :w], casting="unsafe")
         np.add(c, c, out=c)                        # c <<= 1, but SIMD (shifts of uint8 are not)
-        tl = tmpl[:, :w]
-        for i in range(qm.shape[1]):
-            np.bitwise_and(qm[:, i, None], dm[None, b0:b1, i], out=tl)
-            if i == 0:
-                np.not_equal(tl, 0, out=r)
-            else:
-                r |= np.not_equal(tl, 0, out=relw[:, :w])
+        _relevance(qm, dm[b0:b1], r, tmpl[:, :w], relw[:, :w])
         np.bitwise_or(c, r.view(np.uint8), out=c)  # same dtypes: no casting loop
         yield b0, b1
 
@@ -209,15 +203,14 @@ def _block_size(q):
     return max(_TILE, (_BLOCK_PAIRS // max(1, q)) // _TILE * _TILE)
 
 
-def _ap_rows(srel, buffers=None):
+def _ap_rows(srel, buffers):
     """AP sums, hit counts and running hit counts of rank-ordered relevance rows (nq, K): Σ_k P@k·rel_k (numpy row
-    sum), N_q and cumsum(rel) (nq, K). With `buffers`, the (nq, K) temporaries are reused scratch."""
+    sum), N_q and cumsum(rel) (nq, K); the (nq, K) temporaries are the worker's reused scratch."""
     q, k = srel.shape
-    buffers = {} if buffers is None else buffers
     cum = np.cumsum(srel, axis=1, dtype=np.int64, out=_scratch(buffers, "ap_cum", (q, k), np.int64))
     terms = np.divide(cum, np.arange(1, k + 1, dtype=np.float64), out=_scratch(buffers, "ap_terms", (q, k), np.float64))
     terms *= srel
-    return terms.sum(axis=1), cum[:, -1].copy() if k else np.zeros(q, np.int64), cum
+    return terms.sum(axis=1), cum[:, -1].copy(), cum  # K >= 1 always
 
 
 def _fmean(values):
@@ -225,8 +218,8 @@ def _fmean(values):
     return math.fsum(values) / len(values) if values else 0.0
 
 
-def _chunks(nq, n, bytes_per_pair, min_rows=1):
-    rows = int(max(min_rows, min(256, _WORK_BYTES // max(1, bytes_per_pair * n))))
+def _chunks(nq, n, bytes_per_pair):
+    rows = int(max(1, min(256, _WORK_BYTES // max(1, bytes_per_pair * n))))
     return [(s, min(nq, s + rows)) for s in range(0, nq, rows)]
 
 
@@ -243,7 +236,7 @@ def _scratch(buffers, name, shape, dtype):
 def _run_chunks(fn, chunks, workers, progress, desc, pairs):
     """fn(r0, r1, buffers) for every chunk, in order; `buffers` is a dict of scratch arrays private to the worker.
     Large jobs run in forked worker processes: numpy's bincount and compress hold the GIL for part of their work,
-    so threads overlapped only 1.3-1.65x on 2 cores, against ~2x for processes. Elsewhere threads are used."""
+    so threads overlapped only 1.3-1.65x on 2 cores, against 1.6-2.0x for processes. Elsewhere threads are used."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -325,10 +318,10 @@ def _from_sorted_keys(keys, topk, grid):
     n = keys.shape[1]
     srel = _low_bit(keys)
     counts = np.cumsum(srel, axis=1, dtype=np.int32 if n < 2**31 else np.int64)
-    ap_sum, hits, _ = _ap_rows(srel[:, :topk])
     terms = np.zeros(keys.shape, np.float64)        # P@k where rel_k, else 0 (as (cum/k)·rel_k)
     np.divide(counts, np.arange(1, n + 1, dtype=np.float64), out=terms, where=srel)
     del srel
+    ap_sum, hits = terms[:, :topk].sum(axis=1), counts[:, topk - 1].astype(np.int64)  # AP@K from the same terms
     ap_all = terms.sum(axis=1)
     del terms
     gidx = np.asarray(grid, np.int64) - 1
@@ -362,7 +355,7 @@ def _hamming_sorted_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
     out, counts = _from_sorted_keys(keys, topk, grid)
     # items with distance <= r (r = 0..bits) and the relevant items among them
     bounds = (np.arange(1, bits + 2, dtype=np.int64) << shift).astype(kdt)
-    le = np.stack([np.searchsorted(keys[i], bounds) for i in range(q)]).astype(np.int64)  # (q, bits+1)
+    le = np.stack([np.searchsorted(keys[i], bounds) for i in range(q)])  # (q, bits+1) int64
     rows = np.repeat(np.arange(q), bits + 1)
     rel_le = np.where(le > 0, counts[rows, np.maximum(le.ravel() - 1, 0)].reshape(q, bits + 1), 0)
     out["le"], out["rel_le"] = le, rel_le.astype(np.int64)
@@ -438,8 +431,7 @@ def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1, buffers):
         np.less(key[i, :c1], 2 * tk + 2, out=mask[:c1])
         np.less(key[i, c1:], 2 * tk, out=mask[c1:])
         sk = np.compress(mask[:n], key[i])
-        srel[i] = (sk[np.argsort(sk >> 1, kind="stable")] & 1).view(np.bool_) if kdt == np.uint8 else \
-            (sk[np.argsort(sk >> 1, kind="stable")] & 1) != 0
+        srel[i] = sk[np.argsort(sk >> 1, kind="stable")] & 1
     ap_sum, hits, cum = _ap_rows(srel, buffers)
     near = [g for g in grid if g <= topk]
     grid_rel = np.empty((q, len(grid)), np.int64)
@@ -476,7 +468,10 @@ def _aqd_keys(qf, cb, assign_t, qm, dm, r0, r1, buffers):
         flip &= 0x7FFFFFFF
         i ^= flip
         high[:, b0:b1] = i.T
-        rel = _relevance(qm[r0:r1], dm[b0:b1])
+        w = b1 - b0
+        rel = _relevance(qm[r0:r1], dm[b0:b1], _scratch(buffers, "aq_rel", (q, block), np.bool_)[:, :w],
+                         _scratch(buffers, "aq_and", (q, block), qm.dtype)[:, :w],
+                         _scratch(buffers, "aq_spare", (q, block), np.bool_)[:, :w])
         n_rel += np.count_nonzero(rel, axis=1)
         np.bitwise_or(idx[None, b0:b1], rel, out=low[:, b0:b1])
     return keys, n_rel
@@ -539,10 +534,9 @@ def _summarise(parts, nq, n, topk, zero, grid):
 
 
 def _radius_pr(parts, bits, n_rel):
-    le = np.concatenate([p["le"] for p in parts]).astype(np.int64)
-    rel_le = np.concatenate([p["rel_le"] for p in parts]).astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prec_q = np.where(le > 0, rel_le / np.maximum(le, 1), 0.0)
+    le = np.concatenate([p["le"] for p in parts])
+    rel_le = np.concatenate([p["rel_le"] for p in parts])
+    prec_q = np.where(le > 0, rel_le / np.maximum(le, 1), 0.0)
     has_rel = n_rel > 0
     rec_q = rel_le[has_rel] / n_rel[has_rel, None]
     precision = [_fmean(prec_q[:, r].tolist()) for r in range(bits + 1)]
