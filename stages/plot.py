@@ -12,6 +12,7 @@ from hashbench import plots
 from hashbench.config import Param, load_params, validate
 from hashbench.data import open_dataset
 from hashbench.pipeline import read_codes
+from hashbench.quantization import reconstruct
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
@@ -26,9 +27,7 @@ def read_curves(folder: str) -> dict[str, list[dict]]:
 def top_items(attrs, codes, picks: np.ndarray, top: int) -> np.ndarray:
     query = codes["query/image"][picks].astype(np.float32)
     if attrs["quantized"]:  # asymmetric score: query feature . reconstructed database item
-        books = codes["codebooks"]
-        assign = codes["database/image"].astype(np.int64)
-        score = -(query @ books[np.arange(books.shape[0]), assign].sum(1).T)
+        score = -(query @ reconstruct(codes["codebooks"], codes["database/image"]).T)
     else:  # Hamming distance, up to a constant
         score = -(query @ codes["database/image"].astype(np.float32).T)
     return np.argsort(score, axis=1, kind="stable")[:, :top]

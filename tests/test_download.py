@@ -456,11 +456,7 @@ def test_cub200_download_and_convert(server, tmp_path, monkeypatch):
                ("CUB_200_2011/image_class_labels.txt", "".join(f"{i} {k}\n" for i, _, k, _ in rows).encode()),
                ("CUB_200_2011/train_test_split.txt", "".join(f"{i} {t}\n" for i, _, _, t in rows).encode())]
     members += [(f"CUB_200_2011/images/{c}/img_{i}.jpg", _jpeg(rng, 8 + i, 10)) for i, c, _, _ in rows]
-    with tarfile.open(www / "CUB_200_2011.tgz", "w:gz") as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    _tar(www / "CUB_200_2011.tgz", [_file(name, data) for name, data in members])
     _serve_as(monkeypatch, "cub200", base, www, ["CUB_200_2011.tgz"])
     man = prepare_dataset("cub200", {"image_size": 32}, tmp_path / "raw", download_root=tmp_path / "dl",
                           manual_root=tmp_path / "manual", progress=False)
@@ -489,21 +485,16 @@ def test_voc_download_and_convert(server, tmp_path, monkeypatch, name):
     tars = {"voc2007": ["VOCtrainval_06-Nov-2007.tar", "VOCtest_06-Nov-2007.tar"],
             "voc2012": ["VOCtrainval_11-May-2012.tar"]}[name]
     for t, archive in enumerate(tars):
-        with tarfile.open(www / archive, "w") as tf:
-            def add(member, data):
-                info = tarfile.TarInfo(member)
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-            ids = sides[t] if len(tars) == 2 else sides[0] + sides[1]
-            if len(tars) == 1 or t == 0:
-                add(f"{root}/ImageSets/Main/{train_side}.txt", "".join(f"{i}\n" for i in sides[0]).encode())
-            if len(tars) == 1 or t == 1:
-                add(f"{root}/ImageSets/Main/{query_side}.txt", "".join(f"{i}\n" for i in sides[1]).encode())
-            for i in ids:
-                xml = "<annotation>" + "".join(f"<object><name>{o}</name><difficult>{k % 2}</difficult></object>"
-                                               for k, o in enumerate(objects[i])) + "</annotation>"
-                add(f"{root}/Annotations/{i}.xml", xml.encode())
-                add(f"{root}/JPEGImages/{i}.jpg", _jpeg(rng))
+        members = []
+        for side, ids in zip((train_side, query_side), sides):
+            if len(tars) == 1 or t == (side == query_side):   # 2007: trainval and test come in separate tars
+                members.append(_file(f"{root}/ImageSets/Main/{side}.txt", "".join(f"{i}\n" for i in ids).encode()))
+                for i in ids:
+                    xml = "<annotation>" + "".join(f"<object><name>{o}</name><difficult>{k % 2}</difficult></object>"
+                                                   for k, o in enumerate(objects[i])) + "</annotation>"
+                    members += [_file(f"{root}/Annotations/{i}.xml", xml.encode()),
+                                _file(f"{root}/JPEGImages/{i}.jpg", _jpeg(rng))]
+        _tar(www / archive, members)
     _serve_as(monkeypatch, name, base, www, tars)
     man = prepare_dataset(name, {"image_size": 32}, tmp_path / "raw", download_root=tmp_path / "dl",
                           manual_root=tmp_path / "manual", progress=False)
@@ -547,17 +538,8 @@ def test_stanford_dogs_download_and_convert(server, tmp_path, monkeypatch):
                                "labels": np.array([[lab] for _, lab in rows])})
         return buf.getvalue()
 
-    with tarfile.open(www / "lists.tar", "w") as tf:
-        for name, data in (("train_list.mat", mat(train)), ("test_list.mat", mat(test))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    with tarfile.open(www / "images.tar", "w") as tf:
-        for f, _ in train + test:
-            data = _jpeg(rng)
-            info = tarfile.TarInfo(f"Images/{f}")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
+    _tar(www / "lists.tar", [_file("train_list.mat", mat(train)), _file("test_list.mat", mat(test))])
+    _tar(www / "images.tar", [_file(f"Images/{f}", _jpeg(rng)) for f, _ in train + test])
     _serve_as(monkeypatch, "stanford-dogs", base, www, ["images.tar", "lists.tar"])
     monkeypatch.setitem(SOURCES["stanford-dogs"], "files", SOURCES["stanford-dogs"]["files"]
                         + [{"name": "annotation.tar", "optional": True, "url": f"{base}/missing", "md5": None,
@@ -569,3 +551,12 @@ def test_stanford_dogs_download_and_convert(server, tmp_path, monkeypatch):
         assert ds.single_label and ds.labels().argmax(1).tolist() == [k % 3 for k in range(9)]
         assert ds.partition().tolist() == [0] * 6 + [1] * 3
         assert ds.images([8]).shape == (1, 32, 32, 3)
+
+
+def test_incomplete_cub_and_dogs_archives_are_one_line(tmp_path):
+    _tar(tmp_path / "CUB_200_2011.tgz", [_file("CUB_200_2011/images.txt", b"1 a/b.jpg\n")])
+    with pytest.raises(HashbenchError, match=r"classes\.txt: not found; the CUB_200_2011\.tgz archive is incomplete"):
+        download.convert_cub200(tmp_path / "CUB_200_2011.tgz", tmp_path / "raw")
+    _tar(tmp_path / "lists.tar", [_file("train_list.mat", b"MATLAB 5.0 truncated")])
+    with pytest.raises(HashbenchError, match=r"lists\.tar: train_list\.mat is not readable"):
+        download.convert_stanford_dogs(tmp_path / "images.tar", tmp_path / "lists.tar", tmp_path / "raw2")

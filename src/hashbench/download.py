@@ -609,6 +609,8 @@ def convert_mirflickr25k(images_zip, annotations_zip, folder, image_size: int = 
 # ------------------------------------------------------------------------------------------ CUB-200-2011, VOC
 def _id_table(path: Path, what: str) -> dict[int, str]:
     """`<int id> <value>` per line (CUB's metadata files) -> {id: value}; one-line error on a malformed line."""
+    if not path.is_file():
+        raise HashbenchError(f"{path}: not found; the CUB_200_2011.tgz archive is incomplete")
     out = {}
     for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -667,9 +669,13 @@ def _dogs_list(lists_tar: Path, member: str) -> tuple[list[str], np.ndarray]:
             found = _tar_members_by_basename(tf)
             if member not in found:
                 raise HashbenchError(f"{lists_tar}: {member} not found; use the official lists.tar")
-            mat = scipy.io.loadmat(io.BytesIO(tf.extractfile(found[member]).read()))
-    except (tarfile.TarError, EOFError, OSError, ValueError) as err:
-        raise HashbenchError(f"{lists_tar}: {member} is not readable ({_one_line(err)})") from None
+            raw = tf.extractfile(found[member]).read()
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise HashbenchError(f"{lists_tar}: not a readable archive ({_one_line(err)})") from None
+    try:
+        mat = scipy.io.loadmat(io.BytesIO(raw))
+    except Exception as err:  # noqa: BLE001 - a corrupt .mat raises many kinds (MatReadError, IndexError, ...)
+        raise HashbenchError(f"{lists_tar}: {member} is not readable ({type(err).__name__})") from None
     if "file_list" not in mat or "labels" not in mat:
         raise HashbenchError(f"{lists_tar}: {member} lacks file_list / labels; use the official lists.tar")
     files = [str(np.squeeze(x)) for x in mat["file_list"].ravel()]
