@@ -63,7 +63,7 @@ def test_prototype_codebook_and_soft_quantization():
     hard = pq.soft_quantize(x, words).view(7, 3, 5)
     nearest = pq.assign(x, words)
     assert torch.allclose(hard, words[torch.arange(3), nearest])
-    logits = pq.logits(x)
+    logits = pq.logits(x, p_hat)
     assert torch.allclose(logits[2, 4], 16.0 / 3 * sum(x.view(7, 3, 5)[2, b] @ p_hat[4, b] for b in range(3)))
 
 

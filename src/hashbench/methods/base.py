@@ -84,13 +84,14 @@ class Method(abc.ABC):
         """(M, K, D) float32 codebooks of a quantized method."""
         raise HashbenchError(f"method {self.name} does not quantize; it has no codebooks")
 
-    @abc.abstractmethod
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything `encode` needs, as tensors (saved with torch.save, loaded with weights_only=True)."""
+        """Everything `encode` needs, as tensors (saved with torch.save, loaded with weights_only=True). By default
+        the parameters and buffers of `self.net`; methods without one override this and `load_state_dict`."""
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
 
-    @abc.abstractmethod
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore what `state_dict` returned."""
+        self.net.load_state_dict(state)
 
     # --- shared checks ----------------------------------------------------------------------------------
     @classmethod

@@ -71,9 +71,9 @@ class PrototypeQuantizer(nn.Module):
     def unit_prototypes(self) -> torch.Tensor:
         return intra_norm(self.prototypes, self.books).view(-1, self.books, self.sub_dim)  # (C, M, d)
 
-    def codewords(self) -> torch.Tensor:
-        """Z_eff (M, K, d): unit-norm mixtures of the class prototypes."""
-        p = self.unit_prototypes()
+    def codewords(self, p: torch.Tensor | None = None) -> torch.Tensor:
+        """Z_eff (M, K, d): unit-norm mixtures of the class prototypes (p: unit_prototypes(), when already at hand)."""
+        p = self.unit_prototypes() if p is None else p
         z = self.z.view(self.words, self.books, self.sub_dim)
         weights = torch.softmax(-self.alpha * (1 - torch.einsum("kmd,cmd->mkc", z, p)), dim=2)
         return F.normalize(torch.einsum("mkc,cmd->mkd", weights, p), dim=-1)
@@ -83,9 +83,9 @@ class PrototypeQuantizer(nn.Module):
         assign = torch.softmax(-self.alpha * (1 - torch.einsum("bmd,mkd->bmk", xs, words)), dim=2)
         return intra_norm(torch.einsum("bmk,mkd->bmd", assign, words).reshape(len(x), -1), self.books)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C): (scale^2 / M) sum_m <x_m, P_hat[c, m]>."""
-        return x @ self.unit_prototypes().reshape(len(self.prototypes), -1).T * (self.scale ** 2 / self.books)
+    def logits(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """(B, C): (scale^2 / M) sum_m <x_m, P_hat[c, m]>, with p = unit_prototypes()."""
+        return x @ p.reshape(len(p), -1).T * (self.scale ** 2 / self.books)
 
     def assign(self, x: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bmd,mkd->bmk", x.view(len(x), self.books, self.sub_dim), words).argmax(dim=2)
@@ -128,6 +128,8 @@ class GPQ(Method):
         self.device = device()
         self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"])
         self.head = nn.Linear(self.backbone.feature_dim, self.books * p["sub_dim"])
+        nn.init.xavier_uniform_(self.head.weight)  # Xavier, as the official fully connected layer
+        nn.init.zeros_(self.head.bias)
         self.quantizer = PrototypeQuantizer(self.books, p["codewords"], p["sub_dim"], info.n_classes, p["alpha"],
                                             p["classifier_scale"])
         self.net = nn.ModuleDict({"backbone": self.backbone, "head": self.head, "quantizer": self.quantizer})
@@ -158,12 +160,13 @@ class GPQ(Method):
             x = self._features(random_shift(self.backbone.prepare(train.images[idx]), shift, gen))
             xu = self._features(random_shift(self.backbone.prepare(train.unlabeled_images[uidx]), shift, gen),
                                 reverse=True)
-            words = self.quantizer.codewords()
+            p_hat = self.quantizer.unit_prototypes()  # once per step: codewords and both classifier passes use it
+            words = self.quantizer.codewords(p_hat)
             y = labels[idx].to(self.device)
             l_npq = npq(x, self.quantizer.soft_quantize(x, words), y)
-            logits = self.quantizer.logits(x)
+            logits = self.quantizer.logits(x, p_hat)
             l_cls = -(targets[idx].to(self.device) * F.log_softmax(logits, dim=1)).sum(1).mean()  # CE, soft targets
-            l_sem = sem(self.quantizer.logits(xu))
+            l_sem = sem(self.quantizer.logits(xu, p_hat))
             loss = l_npq + p["lambda_sem"] * l_sem + p["lambda_cls"] * l_cls
             optimizer.zero_grad()
             loss.backward()
@@ -192,7 +195,7 @@ class GPQ(Method):
         if role == "query":
             return feats.numpy().astype(np.float32)
         codes = self.quantizer.assign(feats, self.quantizer.codewords().cpu())
-        return codes.numpy().astype(np.uint8 if self.params["codewords"] <= 256 else np.uint16)
+        return codes.numpy().astype(np.uint8)  # at most 256 codewords per book
 
     @torch.no_grad()
     def codebooks(self) -> np.ndarray:
@@ -203,12 +206,6 @@ class GPQ(Method):
         for i in range(m):
             books[i, :, i * d:(i + 1) * d] = words[i]
         return books
-
-    def state_dict(self):
-        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-
-    def load_state_dict(self, state):
-        self.net.load_state_dict(state)
 
 
 class _Cycler:

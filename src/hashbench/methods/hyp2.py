@@ -109,9 +109,3 @@ class HyP2(Method):
         self.net.eval()
         return sign_codes(forward_batches(lambda x: self.net(self.backbone.prepare(x).to(self.device)), data,
                                           self.params["encode_batch_size"], self.bits, f"encode {role}"))
-
-    def state_dict(self):
-        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-
-    def load_state_dict(self, state):
-        self.net.load_state_dict(state)
