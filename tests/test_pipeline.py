@@ -47,8 +47,7 @@ def repo(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git init -q && git add -A && git commit -qm init", root)
     proc = run("dvc repro", root)
-    assert ran_stages(proc.stdout) == [s for s in ["download", "split", "tags", "train", "encode", "evaluate", "plot"]
-                                        if s in (root / "dvc.yaml").read_text()]
+    assert ran_stages(proc.stdout) == ["download", "split", "tags", "train", "encode", "evaluate", "plot"]
     run("git add -A && git commit -qm repro", root)
     return root
 

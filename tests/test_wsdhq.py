@@ -12,7 +12,7 @@ from hashbench.errors import HashbenchError
 from hashbench.losses.adaptive_margin import AdaptiveCosineMarginLoss
 from hashbench.losses.cosine_quantization import CosineQuantizationLoss
 from hashbench.methods import DatasetInfo, TrainSet, get_method
-from hashbench.quantization import (icm_encode, icm_sweep, kmeans_init, objective, reconstruct, subspace_blocks,
+from hashbench.quantization import (icm_encode, icm_sweep, kmeans_init, objective, subspace_blocks,
                                     update_codebooks)
 
 INFO = DatasetInfo("mnist5k-tags", (16, 16, 1), 10, frozenset({"image", "tags", "text"}))
@@ -143,10 +143,6 @@ def test_fit_encode_roundtrip_and_asymmetric_score():
     assert query.dtype == np.float32 and query.shape == (6, dim)
     assert db.dtype == np.uint8 and db.shape == (n, 2)
     assert books.dtype == np.float32 and books.shape == (2, 256, dim)
-    # the evaluator's table score q . sum_m C[m, b_m] is r_q^T C^T h
-    table = np.einsum("qd,mkd->qmk", query, books)
-    score = sum(table[:, m, db[:, m]] for m in range(2))
-    np.testing.assert_allclose(score, query @ reconstruct(books, db).T, rtol=1e-4, atol=1e-5)
     # state_dict round trip (weights_only-compatible tensors)
     state = method.state_dict()
     assert all(isinstance(v, torch.Tensor) for v in state.values())

@@ -21,6 +21,7 @@ Deviations from the official code, all deliberate:
   flips (mirrored digits are different glyphs);
 - the last epoch's model is kept, seeded (the official code evaluates on the query set every 5 epochs and saves
   and reports the best);
+- the proxies are drawn from the run's seed (the official code always seeds them with 0);
 - sign(0) is +1 here (the official ``np.sign`` leaves a 0 that matches both bit values);
 - a last batch of a single image is merged into the previous one (BatchNorm needs two images in train mode).
 """
