@@ -41,8 +41,8 @@ def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: 
     return data
 
 
-def save_model(method: Method, folder: Path = MODEL.parent) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def save_model(method: Method) -> None:
+    MODEL.parent.mkdir(parents=True, exist_ok=True)
     torch.save(method.state_dict(), MODEL)
     info = method.info
     meta = {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params,

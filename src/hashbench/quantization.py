@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from .errors import HashbenchError
 
@@ -94,17 +93,13 @@ def icm_sweep(features: np.ndarray, books: np.ndarray, codes: np.ndarray, metric
 
 
 def icm_encode(features: np.ndarray, books: np.ndarray, metric: np.ndarray | None = None, sweeps: int = 3,
-               rng: np.random.Generator | None = None, init: np.ndarray | None = None,
-               desc: str | None = None) -> np.ndarray:
-    """Codes by ICM from h = 0 (no codeword) or `init`: `sweeps` sweeps, codebooks in a random order per sweep.
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    """Codes by ICM from h = 0 (no codeword): `sweeps` sweeps, codebooks in a random order per sweep.
     Returns uint8 codes when K <= 256, else uint16."""
     rng = np.random.default_rng(0) if rng is None else rng
     m_books, k, _ = books.shape
-    codes = np.full((len(features), m_books), -1, np.int64) if init is None else np.asarray(init, np.int64).copy()
-    sweeps_iter = range(sweeps)
-    if desc:
-        sweeps_iter = tqdm(sweeps_iter, desc=desc, unit="sweep", leave=False)
-    for _ in sweeps_iter:
+    codes = np.full((len(features), m_books), -1, np.int64)
+    for _ in range(sweeps):
         icm_sweep(features, books, codes, metric, order=rng.permutation(m_books))
     return codes.astype(np.uint8 if k <= 256 else np.uint16)
 

@@ -40,7 +40,6 @@ from .config import Param, validate
 from .data import atomic_write_json, open_dataset
 from .errors import HashbenchError
 
-OUT_FILES = ("vocab.json", "merge_map.json", "tags.h5", "report.json")
 GOOGLE_NEWS_HINT = ("the GoogleNews vectors (GoogleNews-vectors-negative300.bin.gz) are linked from "
                     "https://code.google.com/archive/p/word2vec/ and the WSDHQ README (github.com/gimpong/AAAI21-WSDHQ)")
 

@@ -59,7 +59,7 @@ class JointSemanticsAffinity(nn.Module):
         else:
             mixed = self.beta * cosine_affinity(image_features) + (1.0 - self.beta) * cosine_affinity(text_features)
         target = (1.0 - self.eta) * mixed + self.eta * (mixed @ mixed.T) / self.divisor
-        return (self.mu * target).detach()
+        return self.mu * target  # no_grad: a constant target
 
 
 class ReconstructionLoss(nn.Module):

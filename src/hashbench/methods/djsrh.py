@@ -293,7 +293,6 @@ class DJSRH(Method):
         return history
 
     # ------------------------------------------------------------------------------------------------- encode
-    @torch.no_grad()
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
         self.image_net.eval()

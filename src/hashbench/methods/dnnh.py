@@ -89,7 +89,6 @@ class DNNH(Method):
             bar.set_postfix(loss=f"{total / n_batches:.4f}")
         return history
 
-    @torch.no_grad()
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
         self.net.eval()

@@ -182,7 +182,6 @@ class GPQ(Method):
                 bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
         return history
 
-    @torch.no_grad()
     def _encode_features(self, data: np.ndarray, role: str) -> torch.Tensor:
         self.net.eval()
         return forward_batches(lambda x: self._features(self.backbone.prepare(x)), data,

@@ -104,7 +104,6 @@ class HyP2(Method):
             bar.set_postfix(loss=f"{total / len(starts):.4f}")
         return history
 
-    @torch.no_grad()
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
         self.net.eval()

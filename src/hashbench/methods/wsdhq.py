@@ -183,26 +183,29 @@ class WSDHQ(Method):
                 sums["quant"] += l_q.item()
             refreshed = (epoch + 1) % p["update_every_epochs"] == 0
             if refreshed:
-                if self.books is None:
-                    self.books = kmeans_init(buffer, self.n_books, CODEWORDS, self.seed)
-                codes = icm_encode(buffer, self.books, metric, p["icm_sweeps"], icm_rng)
-                self.books = update_codebooks(buffer, codes, CODEWORDS, p["ls_reg"], previous=self.books)
+                codes = self._refresh_codebooks(buffer, metric, icm_rng)
             row = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
                    "lr": optimizer.param_groups[0]["lr"], "codebook_refresh": refreshed}
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
         if self.books is None:  # fewer epochs than one refresh period: initialise from the last buffer
-            self.books = kmeans_init(buffer, self.n_books, CODEWORDS, self.seed)
-            codes = icm_encode(buffer, self.books, metric, p["icm_sweeps"], icm_rng)
-            self.books = update_codebooks(buffer, codes, CODEWORDS, p["ls_reg"], previous=self.books)
+            self._refresh_codebooks(buffer, metric, icm_rng)
         return history
+
+    def _refresh_codebooks(self, buffer: np.ndarray, metric: np.ndarray, icm_rng) -> np.ndarray:
+        """k-means initialisation on first use, then ICM codes of the buffered features and the least-squares
+        codebook update; returns the codes."""
+        if self.books is None:
+            self.books = kmeans_init(buffer, self.n_books, CODEWORDS, self.seed)
+        codes = icm_encode(buffer, self.books, metric, self.params["icm_sweeps"], icm_rng)
+        self.books = update_codebooks(buffer, codes, CODEWORDS, self.params["ls_reg"], previous=self.books)
+        return codes
 
     # --- encoding ----------------------------------------------------------------------------------------
     def _check_trained(self) -> None:
         if self.head is None or self.books is None:
             raise HashbenchError("wsdhq: the model is not trained; run `dvc repro train` first")
 
-    @torch.no_grad()
     def features(self, data: np.ndarray, desc: str | None = None) -> np.ndarray:
         """tanh features r (n, D), float32, eval mode."""
         self._check_trained()
