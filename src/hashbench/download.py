@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .config import Param, validate
+from .config import Param
 from .data import file_md5, write_dataset
 from .errors import HashbenchError
 
@@ -779,20 +779,15 @@ def prepare_dataset(name: str, params: dict | None, folder, *, download_root=DOW
                     manual_root=MANUAL_ROOT, progress: bool = True) -> dict:
     """The download stage: write dataset `name` into `folder` (embedded sets are generated, real sets fetched or
     taken from ``data/manual/<name>/`` and converted); return the manifest."""
-    from . import embedded, splits
+    from . import embedded
+    from .catalog import dataset_block
 
     if name in embedded.EMBEDDED:
         return embedded.make_dataset(name, params, folder)
-    if name not in SOURCES:
-        allowed = ", ".join(list(embedded.EMBEDDED) + list(REAL_SCHEMAS))
-        raise HashbenchError(f"dataset: {name!r} is not allowed; use one of {allowed}")
-    if name not in REAL_SCHEMAS:
+    if name in SOURCES and name not in REAL_SCHEMAS:
         raise HashbenchError(f"dataset: {name!r} has download sources but no converter yet; use one of "
                              f"{', '.join(REAL_SCHEMAS)} or an embedded set")
-    params = dict(params or {})
-    split_block = params.pop("split", REAL_SPLIT_DEFAULTS[name])
-    p = validate(name, params, REAL_SCHEMAS[name])
-    splits.validate_protocol(split_block, where=f"{name}.split")
+    p = dataset_block(name, params)  # the name, the converter's params and the split protocol, checked
     files = _local_files(name, download_root, manual_root, progress)
     if name == "cifar10":
         return convert_cifar10_binary(files["cifar-10-binary.tar.gz"], folder)
