@@ -22,8 +22,8 @@ What follows the official code:
 Deviations (all deliberate; see also hashbench.tags for the tag processing, which is our reconstruction because the
 official tag script is not public):
 - backbone: `smallcnn` trained from scratch on the embedded 56x56 digit scenes (default; input average-pooled 2x2
-  to 28x28 by `downsample` so that training fits ~2 minutes on 2 CPU cores) instead of the Caffe AlexNet of
-  `alexnet.npy`; `backbone: alexnet` uses torchvision's AlexNet (ImageNet weights, no LRN/groups, RGB ImageNet
+  to 28x28 by `downsample`, so the default training takes 23-34 s on 2 CPU cores, see metrics/train.json) instead
+  of the Caffe AlexNet of `alexnet.npy`; `backbone: alexnet` uses torchvision's AlexNet (ImageNet weights, no LRN/groups, RGB ImageNet
   normalisation instead of Caffe's BGR means);
 - augmentation: random shifts of up to `augment_shift` pixels of the network input (for smallcnn after the
   `downsample` pooling, so the default 2 moves up to 4 original pixels; DJSRH shifts before pooling) instead of
