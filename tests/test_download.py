@@ -274,8 +274,7 @@ def _fake_groundtruth(path, concepts, n=50, bad_line=None):
 def test_nuswide_bad_value_is_reported_not_fatal(tmp_path):
     concepts = ["lake", "sky", "zebra"]
     labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts, bad_line=7)
-    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
-        zf.writestr("Concepts81.txt", "\r\n".join(concepts) + "\r\n")
+    _zip(tmp_path / "ConceptsList.zip", [("Concepts81.txt", "\r\n".join(concepts) + "\r\n")])
     with pytest.warns(UserWarning, match=r"Labels_lake_Train\.txt: 1 bad label value\(s\) treated as 0 "
                                          r"\(-1130179 at line 7\)"):
         train = read_nuswide_groundtruth(tmp_path / "Groundtruth.zip", concepts, "train")
@@ -295,11 +294,9 @@ def test_nuswide_bad_value_is_reported_not_fatal(tmp_path):
 def test_nuswide_image_list(tmp_path):
     concepts = ["lake", "sky"]
     labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts)
-    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
-        zf.writestr("ConceptsList/Concepts81.txt", "\n".join(concepts) + "\n")
+    _zip(tmp_path / "ConceptsList.zip", [("ConceptsList/Concepts81.txt", "\n".join(concepts) + "\n")])
     lines = [f"Flickr\\c{i % 3}\\{i:04d}_1.jpg" for i in range(len(labels))]
-    with zipfile.ZipFile(tmp_path / "ImageList.zip", "w") as zf:
-        zf.writestr("ImageList/Imagelist.txt", "\r\n".join(lines) + "\r\n")
+    _zip(tmp_path / "ImageList.zip", [("ImageList/Imagelist.txt", "\r\n".join(lines) + "\r\n")])
     man = convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw",
                           subset="all81", image_list_zip=tmp_path / "ImageList.zip", check_train_test=False)
     keep = np.flatnonzero(labels.any(axis=1))
@@ -316,8 +313,7 @@ def test_nuswide_image_list(tmp_path):
 def test_nuswide_tags(tmp_path):
     concepts = ["lake", "sky"]
     labels = _fake_groundtruth(tmp_path / "Groundtruth.zip", concepts)
-    with zipfile.ZipFile(tmp_path / "ConceptsList.zip", "w") as zf:
-        zf.writestr("Concepts81.txt", "\n".join(concepts) + "\n")
+    _zip(tmp_path / "ConceptsList.zip", [("Concepts81.txt", "\n".join(concepts) + "\n")])
     n = len(labels)
     bag = (np.random.default_rng(2).random((n, 4)) < 0.4).astype(int)
     with zipfile.ZipFile(tmp_path / "NUS_WID_Tags.zip", "w") as zf:
@@ -333,10 +329,7 @@ def test_nuswide_tags(tmp_path):
         assert ds.tags([0]) == [[f"t{keep[0] % 5}", "sky"]]
         np.testing.assert_array_equal(ds.text(), bag[keep])
         assert ds.text_vocab() == ["sky", "lake", "water", "sun"]
-    with zipfile.ZipFile(tmp_path / "short.zip", "w") as zf:
-        zf.writestr("All_Tags.txt", "a x\n")
-        zf.writestr("TagList1k.txt", "sky\n")
-        zf.writestr("AllTags1k.txt", "1\n")
+    _zip(tmp_path / "short.zip", [("All_Tags.txt", "a x\n"), ("TagList1k.txt", "sky\n"), ("AllTags1k.txt", "1\n")])
     with pytest.raises(HashbenchError, match=rf"short\.zip: All_Tags\.txt has 1 lines for {n} label rows"):
         convert_nuswide(tmp_path / "Groundtruth.zip", tmp_path / "ConceptsList.zip", tmp_path / "raw2",
                         subset="all81", tags_zip=tmp_path / "short.zip", check_train_test=False)
@@ -399,14 +392,11 @@ def test_mirflickr_download_and_convert(server, tmp_path, monkeypatch, mirflickr
 
 def test_mirflickr_bad_annotation_and_missing_image(tmp_path, mirflickr_archives):
     mirflickr_archives(tmp_path, n=12)
-    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
-        zf.writestr("sky.txt", "1\n13\n")
+    _zip(tmp_path / "bad.zip", [("sky.txt", "1\n13\n")])
     with pytest.raises(HashbenchError, match=r"^bad\.zip:sky\.txt line 2: '13' is not an image id; ids are 1\.\.12$"):
         download.convert_mirflickr25k(tmp_path / "mirflickr25k.zip", tmp_path / "bad.zip", tmp_path / "raw")
     assert not (tmp_path / "raw").exists()  # nothing written
-    with zipfile.ZipFile(tmp_path / "holes.zip", "w") as zf:
-        zf.writestr("mirflickr/im1.jpg", b"x")
-        zf.writestr("mirflickr/im3.jpg", b"x")
+    _zip(tmp_path / "holes.zip", [("mirflickr/im1.jpg", b"x"), ("mirflickr/im3.jpg", b"x")])
     with pytest.raises(HashbenchError, match=r"not im1\.jpg\.\.im2\.jpg \(first missing: im2\.jpg\)"):
         download.convert_mirflickr25k(tmp_path / "holes.zip", tmp_path / "mirflickr25k_annotations_v080.zip",
                                       tmp_path / "raw2")
