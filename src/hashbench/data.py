@@ -25,8 +25,9 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -55,16 +56,23 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name in `path`'s folder to write to: renamed onto `path` when the block ends without error,
+    removed otherwise, so no reader ever sees a half-written file."""
     path = Path(path)
     tmp = _tmp_name(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -233,8 +241,7 @@ def write_dataset(
 
     h5_path = folder / H5_NAME
     manifest_path = folder / MANIFEST_NAME
-    tmp = _tmp_name(h5_path)
-    try:
+    with atomic_path(h5_path) as tmp:
         # track_times=False and a fixed libver keep the file byte-identical for identical content.
         with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
             f.attrs["format_version"] = FORMAT_VERSION
@@ -267,10 +274,6 @@ def write_dataset(
                 f.create_dataset(key, data=np.asarray(extra_arrays[key]), track_times=False)
         if manifest_path.exists():  # the old manifest must never describe the new h5 file
             manifest_path.unlink()
-        os.replace(tmp, h5_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
     files = {H5_NAME: _md5_entry(h5_path)}
     for fname in sorted(extra_files or {}):

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .config import Param, validate
-from .data import atomic_write_json
+from .data import atomic_path, atomic_write_json
 from .errors import HashbenchError
 
 SPLIT_NPZ = "split.npz"
@@ -319,14 +318,8 @@ def save_split(folder, split: dict, dataset, protocol: dict, seed: int | None = 
         "rules_checked": rules,
     }
     npz = folder / SPLIT_NPZ
-    tmp = folder / f".{SPLIT_NPZ}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, npz)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(npz) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
     atomic_write_json(folder / SPLIT_JSON, info)
     return info
 

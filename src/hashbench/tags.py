@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .config import Param, validate
-from .data import atomic_write_json, open_dataset
+from .data import atomic_path, atomic_write_json, open_dataset
 from .errors import HashbenchError
 
 GOOGLE_NEWS_HINT = ("the GoogleNews vectors (GoogleNews-vectors-negative300.bin.gz) are linked from "
@@ -315,21 +315,15 @@ def purity_report(members: list[list[str]], dropped: dict[str, str], truth: dict
 
 # ---------------------------------------------------------------------------------------------- outputs
 def _h5_write(path: Path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
-            for key, value in attrs.items():
-                f.attrs[key] = value
-            for key, arr in arrays.items():
-                kwargs = {}
-                if arr.ndim == 2 and arr.size > (1 << 20):
-                    kwargs = {"chunks": (min(arr.shape[0], 4096), max(arr.shape[1], 1)), "compression": "gzip",
-                              "compression_opts": 4, "shuffle": False}
-                f.create_dataset(key, data=arr, track_times=False, **kwargs)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        for key, arr in arrays.items():
+            kwargs = {}
+            if arr.ndim == 2 and arr.size > (1 << 20):
+                kwargs = {"chunks": (min(arr.shape[0], 4096), max(arr.shape[1], 1)), "compression": "gzip",
+                          "compression_opts": 4, "shuffle": False}
+            f.create_dataset(key, data=arr, track_times=False, **kwargs)
 
 
 def write_outputs(folder, result: TagResult | None, train_index: np.ndarray, report: dict) -> None:
