@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -396,16 +397,23 @@ def _parse_label_file(raw: bytes, where: str) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+@contextmanager
+def _reading_zip(path):
+    """An open ZipFile; an unreadable archive (or a read error inside the block) is one line naming the file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield zf
+    except (zipfile.BadZipFile, OSError) as err:
+        raise HashbenchError(f"{path}: not a readable zip ({_one_line(err)})") from None
+
+
 def read_nuswide_concepts(concepts_zip) -> list[str]:
     """The 81 concept names from ConceptsList.zip (Concepts81.txt, alphabetical)."""
-    try:
-        with zipfile.ZipFile(concepts_zip) as zf:
-            name = next((n for n in zf.namelist() if n.endswith("Concepts81.txt")), None)
-            if name is None:
-                raise HashbenchError(f"{concepts_zip}: Concepts81.txt not found; use the official ConceptsList.zip")
-            text = zf.read(name).decode("utf-8", "replace")
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HashbenchError(f"{concepts_zip}: not a readable zip ({_one_line(err)})") from None
+    with _reading_zip(concepts_zip) as zf:
+        name = next((n for n in zf.namelist() if n.endswith("Concepts81.txt")), None)
+        if name is None:
+            raise HashbenchError(f"{concepts_zip}: Concepts81.txt not found; use the official ConceptsList.zip")
+        text = zf.read(name).decode("utf-8", "replace")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -418,17 +426,14 @@ def read_nuswide_groundtruth(groundtruth_zip, concepts: list[str], part: str = "
         raise HashbenchError(f"part: {part!r} is not allowed; use all, train or test")
     folder = "AllLabels" if part == "all" else "TrainTestLabels"
     zpath = Path(groundtruth_zip)
-    try:
-        with zipfile.ZipFile(zpath) as zf:
-            index = {n.split("/", 1)[-1] if n.count("/") > 1 else n: n for n in zf.namelist()}
-            columns = []
-            for concept in tqdm(concepts, desc=f"NUS-WIDE {folder}", leave=False):
-                key = f"{folder}/Labels_{concept}{suffix[part]}.txt"
-                if key not in index:
-                    raise HashbenchError(f"{zpath}: {key} not found; use the official Groundtruth.zip")
-                columns.append(_parse_label_file(zf.read(index[key]), f"{zpath.name}:{key}"))
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    with _reading_zip(zpath) as zf:
+        index = {n.split("/", 1)[-1] if n.count("/") > 1 else n: n for n in zf.namelist()}
+        columns = []
+        for concept in tqdm(concepts, desc=f"NUS-WIDE {folder}", leave=False):
+            key = f"{folder}/Labels_{concept}{suffix[part]}.txt"
+            if key not in index:
+                raise HashbenchError(f"{zpath}: {key} not found; use the official Groundtruth.zip")
+            columns.append(_parse_label_file(zf.read(index[key]), f"{zpath.name}:{key}"))
     lengths = {c.size for c in columns}
     if len(lengths) != 1:
         raise HashbenchError(f"{zpath}: {folder} files have different lengths {sorted(lengths)}; the zip is corrupt")
@@ -443,17 +448,14 @@ def read_nuswide_tags(tags_zip, n_rows: int) -> tuple[list[list[str]], list[str]
     (TagList1k.txt) and its uint8 (n_rows, 1,000) 0/1 matrix (AllTags1k.txt, the bag of words DCMH and DJSRH use),
     all in Imagelist.txt order."""
     zpath = Path(tags_zip)
-    try:
-        with zipfile.ZipFile(zpath) as zf:
-            found = {posixpath.basename(m): m for m in zf.namelist()}
-            missing = [f for f in ("All_Tags.txt", "TagList1k.txt", "AllTags1k.txt") if f not in found]
-            if missing:
-                raise HashbenchError(f"{zpath}: {', '.join(missing)} not found; use the official NUS_WID_Tags.zip")
-            lines = zf.read(found["All_Tags.txt"]).decode("utf-8", "replace").splitlines()
-            vocab = zf.read(found["TagList1k.txt"]).decode("utf-8", "replace").split()
-            raw = np.frombuffer(zf.read(found["AllTags1k.txt"]), np.uint8)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    with _reading_zip(zpath) as zf:
+        found = {posixpath.basename(m): m for m in zf.namelist()}
+        missing = [f for f in ("All_Tags.txt", "TagList1k.txt", "AllTags1k.txt") if f not in found]
+        if missing:
+            raise HashbenchError(f"{zpath}: {', '.join(missing)} not found; use the official NUS_WID_Tags.zip")
+        lines = zf.read(found["All_Tags.txt"]).decode("utf-8", "replace").splitlines()
+        vocab = zf.read(found["TagList1k.txt"]).decode("utf-8", "replace").split()
+        raw = np.frombuffer(zf.read(found["AllTags1k.txt"]), np.uint8)
     lines = [ln for ln in lines if ln.strip()]
     if len(lines) != n_rows:
         raise HashbenchError(f"{zpath}: All_Tags.txt has {len(lines)} lines for {n_rows} label rows")
@@ -491,15 +493,12 @@ def convert_nuswide(groundtruth_zip, concepts_zip, folder, subset: str = "top21"
     keep = np.flatnonzero(labels.any(axis=1))
     paths = None
     if image_list_zip is not None:
-        try:
-            with zipfile.ZipFile(image_list_zip) as zf:
-                name = next((n for n in zf.namelist() if n.endswith("Imagelist.txt")), None)
-                if name is None:
-                    raise HashbenchError(f"{image_list_zip}: Imagelist.txt not found; use the official "
-                                         f"ImageList.zip")
-                text = zf.read(name).decode("utf-8", "replace")
-        except (zipfile.BadZipFile, OSError) as err:
-            raise HashbenchError(f"{image_list_zip}: not a readable zip ({_one_line(err)})") from None
+        with _reading_zip(image_list_zip) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("Imagelist.txt")), None)
+            if name is None:
+                raise HashbenchError(f"{image_list_zip}: Imagelist.txt not found; use the official "
+                                     f"ImageList.zip")
+            text = zf.read(name).decode("utf-8", "replace")
         lines = [ln.strip().replace("\\", "/") for ln in text.splitlines() if ln.strip()]
         if len(lines) != allm.shape[0]:
             raise HashbenchError(f"{image_list_zip}: {len(lines)} paths for {allm.shape[0]} label rows")
@@ -529,25 +528,22 @@ def read_mirflickr_annotations(annotations_zip, n_images: int) -> tuple[list[str
     ``<concept>.txt`` (1-based image ids), in sorted file-name order (24 concepts and 14 ``_r1`` subsets, each
     right after its concept: DeepHash-pytorch's 38 columns)."""
     zpath = Path(annotations_zip)
-    try:
-        with zipfile.ZipFile(zpath) as zf:
-            members = sorted((posixpath.basename(m), m) for m in zf.namelist()
-                             if m.lower().endswith(".txt") and not posixpath.basename(m).lower().startswith("readme"))
-            if not members:
-                raise HashbenchError(f"{zpath}: no <concept>.txt files; use the official "
-                                     f"mirflickr25k_annotations_v080.zip")
-            labels = np.zeros((n_images, len(members)), np.uint8)
-            for j, (fname, member) in enumerate(members):
-                for line_no, line in enumerate(zf.read(member).decode("utf-8", "replace").splitlines(), 1):
-                    token = line.strip()
-                    if not token:
-                        continue
-                    if not token.isdigit() or not 1 <= int(token) <= n_images:
-                        raise HashbenchError(f"{zpath.name}:{member} line {line_no}: {token!r} is not an image id; "
-                                             f"ids are 1..{n_images}")
-                    labels[int(token) - 1, j] = 1
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    with _reading_zip(zpath) as zf:
+        members = sorted((posixpath.basename(m), m) for m in zf.namelist()
+                         if m.lower().endswith(".txt") and not posixpath.basename(m).lower().startswith("readme"))
+        if not members:
+            raise HashbenchError(f"{zpath}: no <concept>.txt files; use the official "
+                                 f"mirflickr25k_annotations_v080.zip")
+        labels = np.zeros((n_images, len(members)), np.uint8)
+        for j, (fname, member) in enumerate(members):
+            for line_no, line in enumerate(zf.read(member).decode("utf-8", "replace").splitlines(), 1):
+                token = line.strip()
+                if not token:
+                    continue
+                if not token.isdigit() or not 1 <= int(token) <= n_images:
+                    raise HashbenchError(f"{zpath.name}:{member} line {line_no}: {token!r} is not an image id; "
+                                         f"ids are 1..{n_images}")
+                labels[int(token) - 1, j] = 1
     return [fname[:-4] for fname, _ in members], labels
 
 
@@ -558,36 +554,33 @@ def convert_mirflickr25k(images_zip, annotations_zip, folder, image_size: int = 
     import shutil
 
     zpath, folder = Path(images_zip), Path(folder)
-    try:
-        with zipfile.ZipFile(zpath) as zf:
-            images, tag_files, common = {}, {}, None
-            for m in zf.namelist():
-                if (hit := _MIR_IMAGE.search(m)) is not None:
-                    images[int(hit.group(1))] = m
-                elif (hit := _MIR_TAGS.search(m)) is not None:
-                    tag_files[int(hit.group(1))] = m
-                elif _MIR_COMMON.search(m):
-                    common = m
-            n = len(images)
-            if n == 0 or sorted(images) != list(range(1, n + 1)):
-                missing = next((i for i in range(1, n + 1) if i not in images), None)
-                raise HashbenchError(f"{zpath}: the images are not im1.jpg..im{n}.jpg (first missing: "
-                                     f"im{missing}.jpg); use the official mirflickr25k.zip")
-            tags = []
-            for i in range(1, n + 1):
-                words = zf.read(tag_files[i]).decode("utf-8", "replace").split() if i in tag_files else []
-                tags.append(list(dict.fromkeys(words)))
-            vocab = None
-            if common is not None:
-                vocab = [line.split()[0] for line in zf.read(common).decode("utf-8", "replace").splitlines()
-                         if line.strip()]
-            names, labels = read_mirflickr_annotations(annotations_zip, n)  # checked before anything is written
-            (folder / "images").mkdir(parents=True, exist_ok=True)
-            for i in tqdm(range(1, n + 1), desc="MIRFLICKR-25K images", unit="img", mininterval=1.0):
-                with zf.open(images[i]) as src, open(folder / "images" / f"im{i}.jpg", "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise HashbenchError(f"{zpath}: not a readable zip ({_one_line(err)})") from None
+    with _reading_zip(zpath) as zf:
+        images, tag_files, common = {}, {}, None
+        for m in zf.namelist():
+            if (hit := _MIR_IMAGE.search(m)) is not None:
+                images[int(hit.group(1))] = m
+            elif (hit := _MIR_TAGS.search(m)) is not None:
+                tag_files[int(hit.group(1))] = m
+            elif _MIR_COMMON.search(m):
+                common = m
+        n = len(images)
+        if n == 0 or sorted(images) != list(range(1, n + 1)):
+            missing = next((i for i in range(1, n + 1) if i not in images), None)
+            raise HashbenchError(f"{zpath}: the images are not im1.jpg..im{n}.jpg (first missing: "
+                                 f"im{missing}.jpg); use the official mirflickr25k.zip")
+        tags = []
+        for i in range(1, n + 1):
+            words = zf.read(tag_files[i]).decode("utf-8", "replace").split() if i in tag_files else []
+            tags.append(list(dict.fromkeys(words)))
+        vocab = None
+        if common is not None:
+            vocab = [line.split()[0] for line in zf.read(common).decode("utf-8", "replace").splitlines()
+                     if line.strip()]
+        names, labels = read_mirflickr_annotations(annotations_zip, n)  # checked before anything is written
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        for i in tqdm(range(1, n + 1), desc="MIRFLICKR-25K images", unit="img", mininterval=1.0):
+            with zf.open(images[i]) as src, open(folder / "images" / f"im{i}.jpg", "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
     text = None
     if vocab is not None:
         column = {w: j for j, w in enumerate(vocab)}
