@@ -7,11 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import LabelFreeTrainSet
+
 from hashbench.errors import HashbenchError
-from hashbench.losses.joint_semantics import (JointSemanticsAffinity, ReconstructionLoss, alpha_for_epoch,
-                                              cosine_affinity)
+from hashbench.losses.joint_semantics import (
+    JointSemanticsAffinity,
+    ReconstructionLoss,
+    alpha_for_epoch,
+    cosine_affinity,
+)
 from hashbench.methods import DatasetInfo, TrainSet, get_method
 
 TAGS_INFO = DatasetInfo("mnist5k-tags", (8, 8, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)

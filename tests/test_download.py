@@ -13,8 +13,16 @@ import pytest
 
 from hashbench import download
 from hashbench.data import open_dataset
-from hashbench.download import (SOURCES, convert_cifar10_binary, convert_nuswide, extract, fetch, prepare_dataset,
-                                read_nuswide_groundtruth, shared_data_dir)
+from hashbench.download import (
+    SOURCES,
+    convert_cifar10_binary,
+    convert_nuswide,
+    extract,
+    fetch,
+    prepare_dataset,
+    read_nuswide_groundtruth,
+    shared_data_dir,
+)
 from hashbench.errors import HashbenchError
 
 CIFAR_NAME = "cifar-10-binary.tar.gz"

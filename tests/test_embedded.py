@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from hashbench.data import file_md5, open_dataset
-from hashbench.embedded import (COMPANIONS, EMBEDDED, NOISE, SYNONYMS, THEMES, _mnist, make_dataset,
-                                validate_params)
+from hashbench.embedded import COMPANIONS, EMBEDDED, NOISE, SYNONYMS, THEMES, _mnist, make_dataset, validate_params
 from hashbench.errors import HashbenchError
 
 

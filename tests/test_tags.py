@@ -14,8 +14,7 @@ import scipy.sparse as sp
 
 from hashbench.data import write_dataset
 from hashbench.errors import HashbenchError
-from hashbench.tags import (Vectors, load_pretrained, load_targets, process_tags, purity_report, run,
-                            validate_params)
+from hashbench.tags import Vectors, load_pretrained, load_targets, process_tags, purity_report, run, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCEPTS = [["cat", "kitty", "Cat"], ["dog", "puppy", "Dog"], ["car", "auto", "Car"]]

@@ -6,14 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import LabelFreeTrainSet
+
 from hashbench.errors import HashbenchError
 from hashbench.losses.adaptive_margin import AdaptiveCosineMarginLoss
 from hashbench.losses.cosine_quantization import CosineQuantizationLoss
 from hashbench.methods import DatasetInfo, TrainSet, get_method
-from hashbench.quantization import (icm_encode, icm_sweep, kmeans_init, objective, subspace_blocks,
-                                    update_codebooks)
+from hashbench.quantization import icm_encode, icm_sweep, kmeans_init, objective, subspace_blocks, update_codebooks
 
 INFO = DatasetInfo("mnist5k-tags", (16, 16, 1), 10, frozenset({"image", "tags", "text"}))
 E3 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])

