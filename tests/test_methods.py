@@ -1,4 +1,3 @@
-import urllib.error
 
 import numpy as np
 import pytest
@@ -122,20 +121,6 @@ def test_labels_only_dataset_is_refused_in_one_line(tmp_path):
         info = dataset_info(dataset)
     with pytest.raises(HashbenchError, match=r"^method dnnh needs images, which dataset nuswide lacks here"):
         get_method("dnnh")(16, 0, TINY_DNNH, info)
-
-
-def test_missing_imagenet_weights_name_file_and_folder(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    import torchvision.models as tvm
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
-    with pytest.raises(HashbenchError) as err:
-        networks.Backbone("resnet18", (28, 28, 1), pretrained=True)
-    message = str(err.value)
-    assert "resnet18-f37072fd.pth" in message and str(tmp_path) in message and "\n" not in message
 
 
 @pytest.mark.parametrize("shape", [(32, 32, 3), (28, 28, 1)])
