@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # DVC runs of the whole pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
