@@ -124,3 +124,15 @@ def test_stage_split_survives_without_limit(scratch):
     shutil.rmtree(scratch / "data/split")
     assert stage("split", scratch).returncode == 0 and (scratch / "data/split/split.npz").is_file()
     assert os.path.getsize(scratch / "data/split/split.npz") > 4096
+
+
+@pytest.mark.slow
+def test_evaluate_records_the_depth_actually_used(scratch):
+    import json
+
+    params = yaml.safe_load((scratch / "params.yaml").read_text())
+    params["evaluate"].update(protocol="custom", topk=10**6, map_all=False)
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stage("evaluate", scratch).returncode == 0
+    metrics = json.loads((scratch / "metrics/eval.json").read_text())
+    assert metrics["topk"] == "all" and metrics["n_database"] < 10**6
