@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .catalog import check_dataset_name, dataset_block
+from .datasets import check_dataset_name, dataset_block
 from .config import Param, require, validate
 from .data import atomic_write_json
 from .errors import HashbenchError
@@ -41,6 +41,8 @@ def resolve(params: dict) -> dict[str, dict]:
     name = check_dataset_name(params.get("dataset"))
     block = dataset_block(name, params.get(name))
     converter = {k: v for k, v in block.items() if k != "split"}
+    if block["split"]["protocol"] == "lists":  # the download stage matches the published lists to the items
+        converter["split"] = block["split"]
     return {
         "download": {"dataset": name, name: converter},
         "split": {"dataset": name, "seed": block["seed"], "split": block["split"]},
