@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .datasets import check_dataset_name, dataset_block
 from .config import Param, require, validate
 from .data import atomic_write_json
+from .datasets import check_dataset_name, dataset_block
 from .errors import HashbenchError
 
 FOLDER = Path("data/params")

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shutil
 import tarfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import download
 from ..errors import HashbenchError
 from .base import one_line
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")  # a file name a converter may write
 
 
+class CappedZipFile(zipfile.ZipFile):
+    """A ZipFile whose read() refuses a member that declares more than download.MAX_READ_BYTES, before reading it: a
+    few KB of crafted zip can declare gigabytes."""
+
+    def read(self, name, pwd=None):
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        if info.file_size > download.MAX_READ_BYTES:
+            raise HashbenchError(f"{self.filename}: member {info.filename!r} declares {info.file_size} bytes, over "
+                                 f"the {download.MAX_READ_BYTES}-byte limit; the archive is not the official one")
+        return super().read(info, pwd)
+
+
 @contextmanager
 def reading_zip(path):
-    """An open ZipFile; an unreadable archive (or a read error inside the block) is one line naming the file."""
+    """An open (capped) ZipFile; an unreadable archive (or a read error inside the block) is one line naming it."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with CappedZipFile(path) as zf:
             yield zf
-    except (zipfile.BadZipFile, OSError) as err:
+    except (zipfile.BadZipFile, OSError, zlib.error) as err:
         raise HashbenchError(f"{path}: not a readable zip ({one_line(err)})") from None
 
 
@@ -32,7 +45,7 @@ def reading_tar(path):
     try:
         with tarfile.open(path, "r:*") as tf:
             yield tf
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise HashbenchError(f"{path}: not a readable archive ({one_line(err)})") from None
 
 
@@ -45,11 +58,16 @@ def zip_files_by_basename(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return {posixpath.basename(i.filename): i for i in zf.infolist() if not i.is_dir()}
 
 
+def _name(member) -> str:
+    return member.filename if isinstance(member, zipfile.ZipInfo) else member.name
+
+
 def read_member(archive, handle, member, max_bytes: int, what: str) -> bytes:
     """The bytes of a zip or tar member, refused in one line when larger than `max_bytes`."""
     size = member.file_size if isinstance(member, zipfile.ZipInfo) else member.size
     if size > max_bytes:
-        raise HashbenchError(f"{archive}: {what} has {size} bytes, more than the {max_bytes >> 20} MiB allowed")
+        raise HashbenchError(f"{archive}: {what} declares {size} bytes, over the {max_bytes}-byte limit; the archive "
+                             f"is not the official one")
     if isinstance(member, zipfile.ZipInfo):
         return handle.read(member)
     return handle.extractfile(member).read()
@@ -58,13 +76,16 @@ def read_member(archive, handle, member, max_bytes: int, what: str) -> bytes:
 def copy_member(archive, handle, member, dest: Path, max_bytes: int) -> int:
     """Copy one regular member to `dest` (whose file name must be a plain safe name); return its size."""
     if not SAFE_NAME.match(dest.name):
-        raise HashbenchError(f"{archive}: member {getattr(member, 'name', None) or member.filename!r} has an "
-                             f"unsafe file name; use the official archive")
+        raise HashbenchError(f"{archive}: member {_name(member)!r} would be written as {dest.name!r}, not a plain file "
+                             f"name; use the official archive")
     size = member.file_size if isinstance(member, zipfile.ZipInfo) else member.size
     if size > max_bytes:
-        raise HashbenchError(f"{archive}: {dest.name} has {size} bytes, more than the {max_bytes >> 20} MiB allowed")
+        raise HashbenchError(f"{archive}: {_name(member)} declares {size} bytes, over the {max_bytes}-byte limit; the "
+                             f"archive is not the official one")
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = handle.open(member) if isinstance(member, zipfile.ZipInfo) else handle.extractfile(member)
     with src, open(dest, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+        copied = download._copy_capped(src, out, size)
+    if copied != size:
+        raise HashbenchError(f"{archive}: {dest.name} holds {copied} bytes where the archive declares {size}")
     return size
