@@ -59,8 +59,8 @@ def list_files(fmt: str) -> list[tuple[str, bool]]:
 def _text(path: Path, where: str) -> str:
     size = path.stat().st_size
     if size > MAX_LIST_BYTES:
-        raise HashbenchError(f"{where}: {path} has {size} bytes, more than the {MAX_LIST_BYTES >> 20} MiB a list may "
-                             f"have; place the published list file")
+        raise HashbenchError(f"{where}: {path} has {size} bytes, over the {MAX_LIST_BYTES}-byte limit for a list; "
+                             f"place the published list file")
     return path.read_bytes().decode("utf-8", "replace")
 
 

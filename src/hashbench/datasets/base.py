@@ -133,7 +133,11 @@ class DatasetSpec:
 
     def _missing(self, absent: list[Source], manual_dir: Path, why: str = "not found") -> str:
         names = ", ".join(s.name for s in absent)
-        hints = "; ".join(dict.fromkeys(f"{s.name.split('/')[-1]}: {s.where}" for s in absent if s.where))
+        groups: dict[str, list[str]] = {}
+        for s in absent:
+            if s.where:
+                groups.setdefault(s.where, []).append(s.name.split("/")[-1])
+        hints = "; ".join(f"{', '.join(files)}: {where}" for where, files in groups.items())
         return (f"{self.name}: {names} {why}; put {'it' if len(absent) == 1 else 'them'} in {manual_dir}/"
                 + (f" ({hints})" if hints else "") + " and rerun the download stage")
 
@@ -141,8 +145,8 @@ class DatasetSpec:
     def _check_copy(s: Source, path: Path) -> None:
         size = path.stat().st_size
         if s.max_bytes is not None and size > s.max_bytes:
-            raise HashbenchError(f"{path}: {size} bytes, more than the {s.max_bytes >> 20} MiB cap for {s.name} "
-                                 f"(no checksum is published); place the official file")
+            raise HashbenchError(f"{path}: {size} bytes, over the {s.max_bytes}-byte cap for {s.name} (no checksum is "
+                                 f"published); place the official file")
         if s.git_blob is not None and (actual := git_blob_id(path)) != s.git_blob:
             raise HashbenchError(f"{path}: git blob id {actual} differs from the committed {s.git_blob}; replace it "
                                  f"with the official {s.name}")

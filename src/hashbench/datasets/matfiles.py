@@ -16,8 +16,9 @@ def is_v73(source) -> bool:
     return isinstance(source, (str, Path)) and h5py.is_hdf5(source)
 
 
-def read_mat(source, names, where: str) -> dict[str, np.ndarray]:
-    """Variables `names` of a .mat file (a path, or the bytes of a v5 file), in MATLAB's axis order."""
+def read_mat(source, names, where: str, need: str = "all") -> dict[str, np.ndarray]:
+    """Variables `names` of a .mat file (a path, or the bytes of a v5 file), in MATLAB's axis order; with
+    ``need="any"`` one of them is enough (alternative names of the same variable)."""
     out = {}
     if is_v73(source):
         try:
@@ -37,8 +38,8 @@ def read_mat(source, names, where: str) -> dict[str, np.ndarray]:
             raise HashbenchError(f"{where}: not a readable MATLAB file ({type(err).__name__})") from None
         out = {name: mat[name] for name in names if name in mat}
     missing = [name for name in names if name not in out]
-    if missing:
-        raise HashbenchError(f"{where}: has no variable {missing[0]}; use the official file")
+    if missing and (need == "all" or len(missing) == len(names)):
+        raise HashbenchError(f"{where}: has no variable {' or '.join(missing)}; use the official file")
     return out
 
 
@@ -57,8 +58,8 @@ class MatImages:
             self._rows = self._file[name]
             n, c, w, h = self._check(self._rows.shape, self._rows.dtype, where, (0, 1, 2, 3))
         else:
-            arrays = read_mat(path, names[:1], where)
-            data = arrays[names[0]]
+            arrays = read_mat(path, names, where, need="any")
+            data = next(arrays[n] for n in names if n in arrays)
             self._check(data.shape, data.dtype, where, (3, 2, 1, 0))
             self._rows = np.ascontiguousarray(np.transpose(data, (3, 2, 1, 0)))  # -> (N, C, W, H) as h5py sees it
             n, c, w, h = self._rows.shape
