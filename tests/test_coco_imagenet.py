@@ -110,5 +110,6 @@ def test_imagenet100(server, tmp_path, monkeypatch):
                                              r"the lists name an image the archive lacks"):
         prepare_dataset("imagenet100", {}, tmp_path / "raw2", **kwargs)
     _place_lists(manual, {"train": [("image/n01443537_1.JPEG", [1, 0])]})
-    with pytest.raises(HashbenchError, match=r"line \d+: n01443537_1\.JPEG carries another label row than in an earlier list"):
+    with pytest.raises(HashbenchError, match=r"line \d+: n01443537_1\.JPEG carries another label row than in an "
+                                             r"earlier list"):
         prepare_dataset("imagenet100", {}, tmp_path / "raw3", **kwargs)

@@ -74,7 +74,8 @@ def test_mirflickr_deephash_lists_on_the_real_files(tmp_path):
         _convert_with_lists("mirflickr25k", tmp_path / "lab", files, [n for n, k in zip(names, keep) if k],
                             labels[keep])
     assert "\n" not in str(err.value)
-    assert "is not among the 24581 converted items; the lists were made from another version or subset" in str(err.value)
+    assert "is not among the 24581 converted items; the lists were made from another version or subset" in \
+        str(err.value)
     flipped = labels.copy()
     first = int(test_names[0][2:-4]) - 1
     flipped[first, 0] ^= 1
@@ -90,7 +91,8 @@ def test_nuswide_deephash_lists_on_the_real_files(tmp_path):
     t_names, t_labels = _read(files["lists/train.txt"])
     rng = np.random.default_rng(0)
     extra = (rng.random((400, 21)) < 0.2).astype(np.uint8)
-    names = [f"Flickr/x/{n.split('/')[-1]}" for n in q_names + t_names] + [f"Flickr/y/{k:04d}_9.jpg" for k in range(400)]
+    names = [f"Flickr/x/{n.split('/')[-1]}" for n in q_names + t_names] + [f"Flickr/y/{k:04d}_9.jpg"
+                                                                           for k in range(400)]
     order = rng.permutation(len(names))                      # the converted order differs from the lists' order
     labels = np.vstack([q_labels, t_labels, extra])[order]
     names = [names[k] for k in order]
@@ -141,7 +143,8 @@ def test_list_errors_are_one_line(tmp_path):
     assert arrays["list_query"].tolist() == [0, 1] and arrays["list_database"].tolist() == [2, 3, 4, 5, 6, 7]
     for texts, match in [
         ({"test": ok + "im9.jpg 1 0 0\n", "train": ""}, r"test\.txt line 3: im9\.jpg is not among the 8 converted"),
-        ({"test": ok + "im1.jpg 1 0 0\n", "train": ""}, r"test\.txt line 3: im1\.jpg is listed twice \(first at line 1"),
+        ({"test": ok + "im1.jpg 1 0 0\n", "train": ""},
+         r"test\.txt line 3: im1\.jpg is listed twice \(first at line 1"),
         ({"test": ok, "train": "im3.jpg 0 0 2\n"}, r"train\.txt line 1: label values must be 0 or 1, got 0 0 2"),
         ({"test": ok, "train": "im3.jpg 0 0 1\nim4.jpg 1 0\n"}, r"train\.txt line 2 has 2 label values, line 1 has 3"),
         ({"test": "im1.jpg 1 0\n", "train": ""}, r"test\.txt has 2 label columns, the converted items 3"),
@@ -173,7 +176,8 @@ def test_hyp2_format(tmp_path):
     split, info = _split(tmp_path / "raw", p)
     rows = [n - 1 - k for k in order]                        # img.txt row k is item n-1-k
     assert split["query"].tolist() == sorted(rows[:3]) and split["train"].tolist() == sorted(rows[3:7])
-    assert info["counts"] == {"query": 3, "database": 5, "train": 4} and "train ∩ database = ∅" in info["rules_checked"]
+    assert info["counts"] == {"query": 3, "database": 5, "train": 4}
+    assert "train ∩ database = ∅" in info["rules_checked"]
     (folder / "flickr.txt").write_text(json.dumps(order[:-1]))
     with pytest.raises(HashbenchError, match=r"flickr\.txt must be a permutation of 0\.\.11"):
         _convert_with_lists("mirflickr25k", tmp_path / "raw2", files, names, labels, format="hyp2")

@@ -13,6 +13,9 @@ from hashbench.datasets import REGISTRY, dataset_block, prepare_dataset
 from hashbench.errors import HashbenchError
 from hashbench.splits import make_split
 
+# the miniature release has 9 pairs, not the real 2,173 / 693: the converter says so in a warning
+pytestmark = pytest.mark.filterwarnings("ignore:wikipedia. .'train'. 6, 'test'. 3. pairs:UserWarning")
+
 TRAIN = [("t1", "i1", 1, "Painting and sculpture in the gallery: painting &amp; sculpture."),
          ("t2", "i2", 1, "The gallery shows painting of the river & the painting school."),   # a bare & (not XML)
          ("t3", "i3", 2, "Cells and genes: biology of cells, genes and proteins."),
@@ -98,7 +101,8 @@ def test_wikipedia_lda_from_a_placed_feature_file_and_the_cap(tmp_path, monkeypa
         np.testing.assert_allclose(ds.text(), np.vstack([lda["T_tr"], lda["T_te"]]).astype(np.float32))
         assert ds.manifest["sources"]["raw_features.mat"]["checked"] == "none published"
     _serve(monkeypatch, "http://127.0.0.1:9", max_bytes=1000)
-    with pytest.raises(HashbenchError, match=r"wikipedia_dataset\.zip: \d+ bytes, over the 1000-byte cap for wikipedia_dataset\.zip"):
+    with pytest.raises(HashbenchError, match=r"wikipedia_dataset\.zip: \d+ bytes, over the 1000-byte cap for "
+                                             r"wikipedia_dataset\.zip"):
         prepare_dataset("wikipedia", {}, tmp_path / "raw2", **kwargs)
     assert not (tmp_path / "raw2").exists()
 
