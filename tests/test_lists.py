@@ -204,7 +204,8 @@ def test_download_stage_reads_placed_lists(server, tmp_path, monkeypatch, mirfli
     assert str(err.value) == (
         f"mirflickr25k: mirflickr25k.zip, mirflickr25k_annotations_v080.zip, lists/test.txt, lists/train.txt not "
         f"found; put them in {manual / 'mirflickr25k'}/ (mirflickr25k.zip, mirflickr25k_annotations_v080.zip: "
-        f"press.liacs.nl/mirflickr; test.txt, train.txt: the published deephash lists) and rerun the download stage")
+        f"press.liacs.nl/mirflickr; test.txt, train.txt: swuxyj/DeepHash-pytorch data/mirflickr/) and rerun the "
+        f"download stage")
     prepare_dataset("mirflickr25k", {**block, "split": {"protocol": "random", "n_query": 2, "n_train": 3}},
                     tmp_path / "plain", download_root=tmp_path / "dl", manual_root=manual, progress=False)
     with open_dataset(tmp_path / "plain") as ds:

@@ -67,6 +67,7 @@ class DatasetSpec:
     split_default: ClassVar[dict] = {}
     list_formats: ClassVar[tuple[str, ...]] = ("deephash",)  # formats the lists protocol accepts here
     database_list: ClassVar[str] = "optional"  # "required": the published database list must be placed too
+    list_where: ClassVar[dict[str, str]] = {}  # format -> where its published lists are (for the error line)
     embedded: ClassVar[bool] = False
 
     # ------------------------------------------------------------------------------------------------- params
@@ -95,7 +96,7 @@ class DatasetSpec:
         if split["protocol"] != "lists":
             return []
         return [Source(name, optional=optional and self.database_list == "optional", max_bytes=lists.MAX_LIST_BYTES,
-                       where=f"the published {split['format']} lists")
+                       where=self.list_where.get(split["format"], f"the published {split['format']} lists"))
                 for name, optional in lists.list_files(split["format"])]
 
     def needed(self, p: dict, manual_dir: Path) -> list[Source]:

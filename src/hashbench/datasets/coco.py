@@ -53,6 +53,7 @@ class Coco(DatasetSpec):
     schema = IMAGE_PARAMS
     split_default = LIST_SPLIT  # DeepHash-pytorch's coco lists: 5,000 queries / 10,000 train / database
     database_list = "required"
+    list_where = {"deephash": "swuxyj/DeepHash-pytorch data/coco/"}
 
     def convert(self, files: dict[str, Path], p: dict, folder: Path) -> dict:
         per_split, names = {}, {}

@@ -65,6 +65,7 @@ class ImageNet100(DatasetSpec):
     schema = IMAGE_PARAMS
     split_default = LIST_SPLIT
     database_list = "required"
+    list_where = {"deephash": "swuxyj/DeepHash-pytorch data/imagenet/"}
 
     def check(self, p: dict) -> None:
         if p["split"]["protocol"] != "lists":

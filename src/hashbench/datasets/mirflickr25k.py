@@ -91,6 +91,8 @@ class Mirflickr25k(WsdhqLists, DatasetSpec):
     split_default = {"protocol": "random", "n_query": 1000, "n_train": 4000, "train_in_database": False}
     list_formats = ("deephash", "hyp2", "wsdhq")
     wsdhq_folder = "flickr25k"
+    list_where = {"deephash": "swuxyj/DeepHash-pytorch data/mirflickr/",
+                  "hyp2": "JerryXu0129/HyP2-Loss data/flickr25k/ and flickr.txt"}
 
     def convert(self, files: dict[str, Path], p: dict, folder: Path) -> dict:
         zpath, folder = files[IMAGES], Path(folder)

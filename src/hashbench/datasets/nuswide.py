@@ -136,6 +136,7 @@ class NusWide(WsdhqLists, DatasetSpec):
     split_default = {"protocol": "quota", "query_per_class": 100, "train_per_class": 500, "train_in_database": True}
     list_formats = ("deephash", "wsdhq")
     wsdhq_folder = "nus-wide"
+    list_where = {"deephash": "swuxyj/DeepHash-pytorch data/nuswide_21/ (or JerryXu0129/HyP2-Loss data/nus_wide/)"}
     check_train_test = True  # the official train/test files must add up to AllLabels (reports bad values)
 
     def needed(self, p: dict, manual_dir: Path) -> list[Source]:

@@ -15,3 +15,4 @@ class Voc2012(Voc2007):
     sources = (Source("VOCtrainval_11-May-2012.tar", f"{HOST}/voc2012/VOCtrainval_11-May-2012.tar",
                       "6cd6e144f989b92b3379bac3b3de84fd", 1999639040, where=HOST),)
     sides = ("train", "val")
+    list_where = {"deephash": "swuxyj/DeepHash-pytorch data/voc2012/ (with difficult: false)"}
