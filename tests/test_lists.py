@@ -291,3 +291,17 @@ def test_save_and_load_a_lists_split(tmp_path):
     with pytest.raises(HashbenchError, match=r"1 query items are also in train"):
         _convert_with_lists("coco", tmp_path / "raw2", files, names, labels)
         _split(tmp_path / "raw2", p)
+
+
+def test_the_download_slice_carries_the_split_only_for_lists():
+    """The download stage matches published lists to the items, so it reruns when they change; other protocols
+    touch only the split stage."""
+    import yaml
+
+    from hashbench.runconfig import resolve
+
+    params = yaml.safe_load(open("params.yaml"))
+    params.update(dataset="mirflickr25k", method="lsh")
+    assert "split" not in resolve(params)["download"]["mirflickr25k"]
+    params["mirflickr25k"]["split"] = {"protocol": "lists", "format": "hyp2"}
+    assert resolve(params)["download"]["mirflickr25k"]["split"]["format"] == "hyp2"
