@@ -1,7 +1,8 @@
 """encode: codes for the query and database items, per modality the method encodes. Reads no params.
 
 Writes data/codes.h5: query/<modality> and database/<modality> (+-1 codes, or for quantized methods query
-features and database codeword assignments with the codebooks).
+features and database codeword assignments with the codebooks), and per role the item ids (dataset rows,
+<role>/ids) and, for image-path sets, the file names (<role>/names).
 """
 from pathlib import Path
 
@@ -22,16 +23,18 @@ def main():
     check_run_matches(read_model_meta(), load_params(), str(MODEL_META))
     method = load_model()
     split = load_split("data/split")
-    codes = {}
+    codes, items = {}, {}
     with open_dataset("data/raw") as dataset:
         for role in ("query", "database"):
+            paths = dataset.image_paths(split[role]) if dataset.image_root is not None else None
+            items[role] = (split[role], paths)
             for modality in method.modalities:
                 read = dataset.images if modality == "image" else dataset.text
                 index = split[role]
                 codes[f"{role}/{modality}"] = np.concatenate([
                     method.encode(read(index[s:s + CHUNK]), modality=modality, role=role)
                     for s in range(0, len(index), CHUNK)])
-    write_codes(OUT, method, codes)
+    write_codes(OUT, method, codes, items)
 
 
 if __name__ == "__main__":

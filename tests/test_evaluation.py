@@ -193,9 +193,8 @@ def test_matches_reference_many_tiles_and_chunks(monkeypatch, map_all):
     rng = np.random.default_rng(7)
     qc, dc, ql, dl = random_case(rng, 9, 40_000, 6, 4, density=0.3)
     ref = ref_hamming(qc, dc, ql, dl, topk=5000, zero="skip")
-    monkeypatch.setattr(evaluation, "_WORK_BYTES", 1)
-    for workers, fork_min_pairs in ((1, 0), (2, 2**62), (2, 0)):   # one worker, two threads, two forked processes
-        monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", fork_min_pairs)
+    monkeypatch.setattr(evaluation, "_HAMMING_ROWS", 2)
+    for workers in (1, 2):   # one kernel thread, two
         res = evaluate_hamming(qc, dc, ql, dl, topk=5000, zero="skip", map_all=map_all, workers=workers)
         check_same(res, ref)
     grid = [3, 999, 1024, 1025, 17_000, 39_999, 50_000]
@@ -243,13 +242,11 @@ def test_zero_code_maps_to_plus_one_and_dtypes_agree():
     assert mean_average_precision(qc, dc, ql, dl, topk=25) == a["map"]
 
 
-@pytest.mark.parametrize("fork_min_pairs", [0, 2**62])
-def test_per_query_ap_and_workers_deterministic(monkeypatch, fork_min_pairs):
+def test_per_query_ap_and_workers_deterministic(monkeypatch):
     rng = np.random.default_rng(5)
     qc, dc, ql, dl = random_case(rng, 40, 500, 5, 4)
-    monkeypatch.setattr(evaluation, "_WORK_BYTES", 40 * 500)        # several chunks, so both workers get some
     a = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, workers=1)
-    monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", fork_min_pairs)
+    monkeypatch.setattr(evaluation, "_HAMMING_ROWS", 7)        # several kernel calls
     b = evaluate_hamming(qc, dc, ql, dl, topk=40, per_query=True, workers=2, progress=True)
     assert a == b and len(a["ap"]) == 40
 
@@ -274,8 +271,7 @@ def aqd_case(rng, nq, n, m, k, d, classes, integer):
 def test_aqd_matches_reference(integer, map_all, monkeypatch):
     rng = np.random.default_rng(11 + integer)
     qf, assign, cb, ql, dl = aqd_case(rng, 17, 600, 3, 4 if integer else 16, 6, 4, integer)
-    monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks
-    monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", 0 if integer else 2**62)  # forked processes, or threads
+    monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks, in two threads
     for topk in (1, 7, 10, 50, 333, None, "all", 5000):
         for zero in ("count", "skip"):
             res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, workers=2, map_all=map_all)

@@ -9,7 +9,9 @@ import sys
 from .errors import HashbenchError
 
 # modules that each define register(subparsers): one line per command group
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "hashbench.search_cli",  # encode, search, export-faiss
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,24 +27,22 @@ Definition (the evaluation spec, evaluation.md section 2; summarised in the READ
 - **pr** (AQD, or Hamming with ``pr="rank"``): precision and recall of the top N for N on the rank grid.
 - Means over queries are exactly rounded (math.fsum) so they do not depend on chunking or the number of workers.
 
-Implementation: queries are processed in chunks (bounded memory), spread over ``workers`` (forked processes for
-large jobs on Linux, threads otherwise); nothing of size n_query × n_database is ever allocated. Hamming distances
-use packed bits and popcount; relevance uses packed label bitmasks. With ``map_all=False`` the Hamming path never
-sorts the database: it counts items per (distance, relevance) bucket in tiles of the database, the stable top-K is
-"whole buckets below a threshold distance + the first items of the threshold bucket in index order", and P@N only
-needs one tile scanned per query and N.
-With ``map_all=True`` (the default) each query's ranking is sorted in full on a unique composite integer key
-(score, index, relevance bit), which is the stable order by construction. The AQD path with ``map_all=False`` builds
-the same unique int64 keys but only partitions them: largest grid point below n first, each next partition on the
-prefix the previous one left, K last. Because the keys are unique (ties broken by index inside the key), the first N
-columns are then exactly the stable top N for every such N. Only the top K are sorted (AP@K, P@N and PR for N <= K),
-and for the grid points N > K the relevant items among the first N columns are counted. Scratch arrays are reused
-per worker, because on first touch a large fresh array costs page faults that are slower than the work itself.
+Implementation: nothing of size n_query × n_database is ever allocated.
+- Hamming: the compiled ranking kernel of ``hashbench.ranking``, the same one ``Index.search`` uses: packed bits,
+  popcount and packed label bitmasks, then a counting sort by distance (the stable order by construction) that
+  ranks only the top K (the whole database with ``map_all=True``); the relevant count at every grid point beyond
+  that comes from per-tile key histograms and one tile scan. Its threads are the kernel's own (``workers``).
+- AQD: queries in chunks spread over ``workers`` threads. Each chunk builds unique int64 keys (score, index,
+  relevance bit), the stable order by construction; with ``map_all=True`` they are sorted in full, otherwise only
+  partitioned: largest grid point below n first, each next partition on the prefix the previous one left, K last.
+  Because the keys are unique, the first N columns are then exactly the stable top N for every such N. Only the top
+  K are sorted (AP@K, P@N and PR for N <= K), and for the grid points N > K the relevant items among the first N
+  columns are counted. Scratch arrays are reused per thread, because on first touch a large fresh array costs page
+  faults that are slower than the work itself.
 """
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import sys
 import threading
@@ -53,15 +51,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from hashbench.errors import HashbenchError
+from hashbench.ranking import hamming_rank, pack_words
 
-__all__ = ["evaluate_hamming", "evaluate_aqd", "mean_average_precision", "default_rank_grid"]
+__all__ = ["evaluate_hamming", "evaluate_aqd", "aqd_topk", "mean_average_precision", "default_rank_grid"]
 
-_TILE = 1024  # database items per histogram tile (Hamming bucket path)
-_BLOCK_PAIRS = 2**18  # query x database pairs per cache block
-_WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker
-# query x item pairs below which worker processes cost more than they save: 2^25 pairs are ~0.2 s of one core's work,
-# starting and joining the pool took 15-20 ms (2 workers, a 40 x 2,000 case)
-_FORK_MIN_PAIRS = 2**25
+_BLOCK_PAIRS = 2**18  # query x database pairs per cache block (AQD keys)
+_WORK_BYTES = 192 * 2**20  # working memory per query chunk and worker (AQD)
+_HAMMING_ROWS = 256  # queries per call of the Hamming kernel (progress bar steps; the kernel allocates per call)
 
 
 # ----------------------------------------------------------------------------------------------------------- checks
@@ -169,40 +165,6 @@ def _relevance(qmask, dmask, out, tmp, spare):
     return out
 
 
-def _key_dtype(bits):
-    return np.uint8 if 2 * bits + 2 <= 255 else np.uint16
-
-
-def _hamming_keys(qw, dw, qm, dm, out, block, buffers=None):
-    """Fill out (q, n) with 2·Hamming distance + relevance, in database blocks that stay in cache.
-    Yields (b0, b1) after each block so callers can use it while it is still in cache."""
-    q, n = qw.shape[0], dw.shape[0]
-    buffers = {} if buffers is None else buffers
-    tmp = _scratch(buffers, "hk_xor", (q, block), qw.dtype)
-    tmpl = _scratch(buffers, "hk_and", (q, block), qm.dtype)
-    cnt = _scratch(buffers, "hk_cnt", (q, block), out.dtype)
-    relb = _scratch(buffers, "hk_rel", (q, block), np.bool_)
-    relw = _scratch(buffers, "hk_relw", (q, block), np.bool_)
-    for b0 in range(0, n, block):
-        b1 = min(n, b0 + block)
-        w = b1 - b0
-        t, c, r = tmp[:, :w], out[:, b0:b1], relb[:, :w]
-        for i in range(qw.shape[1]):
-            np.bitwise_xor(qw[:, i, None], dw[None, b0:b1, i], out=t)
-            if i == 0:
-                np.bitwise_count(t, out=c, casting="unsafe")
-            else:
-                c += np.bitwise_count(t, out=cnt[:, :w], casting="unsafe")
-        np.add(c, c, out=c)                        # c <<= 1, but SIMD (shifts of uint8 are not)
-        _relevance(qm, dm[b0:b1], r, tmpl[:, :w], relw[:, :w])
-        np.bitwise_or(c, r.view(np.uint8), out=c)  # same dtypes: no casting loop
-        yield b0, b1
-
-
-def _block_size(q):
-    return max(_TILE, (_BLOCK_PAIRS // max(1, q)) // _TILE * _TILE)
-
-
 def _ap_rows(srel, buffers):
     """AP sums, hit counts and running hit counts of rank-ordered relevance rows (nq, K): Σ_k P@k·rel_k (numpy row
     sum), N_q and cumsum(rel) (nq, K); the (nq, K) temporaries are the worker's reused scratch."""
@@ -233,10 +195,9 @@ def _scratch(buffers, name, shape, dtype):
     return buf[:shape[0]]
 
 
-def _run_chunks(fn, chunks, workers, progress, desc, pairs):
-    """fn(r0, r1, buffers) for every chunk, in order; `buffers` is a dict of scratch arrays private to the worker.
-    Large jobs run in forked worker processes: numpy's bincount and compress hold the GIL for part of their work,
-    so threads overlapped only 1.3-1.65x on 2 cores, against 1.6-2.0x for processes. Elsewhere threads are used."""
+def _run_chunks(fn, chunks, workers, progress, desc):
+    """fn(r0, r1, buffers) for every chunk, in order, in `workers` threads; `buffers` is a dict of scratch arrays
+    private to the thread."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -246,8 +207,6 @@ def _run_chunks(fn, chunks, workers, progress, desc, pairs):
         if workers <= 1:
             buffers = {}
             results = [fn(*c, buffers) for c in _ticking(chunks, bar)]
-        elif _can_fork() and pairs >= _FORK_MIN_PAIRS:
-            results = _run_forked(fn, chunks, workers, bar)
         else:
             local = threading.local()
 
@@ -268,39 +227,6 @@ def _ticking(items, bar):
         yield item
         if bar is not None:
             bar.update(1)
-
-
-def _can_fork():
-    # fork start method only on Linux (macOS lists it but system frameworks are not fork-safe); daemonic processes
-    # (e.g. pool workers) may not have children
-    return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-            and not multiprocessing.current_process().daemon)
-
-
-_job = None  # (fn, chunks, buffers) inside a forked worker
-
-
-def _init_worker(fn, chunks):
-    global _job
-    _job = (fn, chunks, {})  # fork: fn and chunks are inherited, never pickled
-
-
-def _forked_chunk(i):
-    fn, chunks, buffers = _job
-    return fn(*chunks[i], buffers)
-
-
-def _run_forked(fn, chunks, workers, bar):
-    pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (fn, chunks))
-    try:
-        results = list(_ticking(pool.imap(_forked_chunk, range(len(chunks))), bar))
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-    return results
 
 
 # --------------------------------------------------------------------------------------------- per-chunk kernels
@@ -329,117 +255,17 @@ def _from_sorted_keys(keys, topk, grid):
             "grid_rel": counts[:, gidx].astype(np.int64)}, counts
 
 
-def _hamming_sorted_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1):
-    """Hamming metrics of one query chunk from a full sort on the key (distance, index, relevance bit)."""
-    n = dw.shape[0]
-    q = r1 - r0
-    shift = max(1, int(n - 1).bit_length()) + 1
-    kdt = np.int32 if ((bits + 1) << shift) < 2**31 else np.int64
-    key8 = np.empty((q, n), _key_dtype(bits))
-    keys = np.empty((q, n), kdt)
-    block = _block_size(q)
-    kb, rb = np.empty((q, block), kdt), np.empty((q, block), kdt)
-    ib = np.arange(n, dtype=kdt) << 1
-    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key8, block):
-        w = b1 - b0
-        k, r = kb[:, :w], rb[:, :w]
-        np.copyto(k, key8[:, b0:b1], casting="unsafe")
-        np.bitwise_and(k, 1, out=r)
-        k >>= 1
-        k <<= shift
-        k |= ib[None, b0:b1]
-        k |= r
-        keys[:, b0:b1] = k
-    del key8
-    keys.sort(axis=1)
-    out, counts = _from_sorted_keys(keys, topk, grid)
-    # items with distance <= r (r = 0..bits) and the relevant items among them
-    bounds = (np.arange(1, bits + 2, dtype=np.int64) << shift).astype(kdt)
-    le = np.stack([np.searchsorted(keys[i], bounds) for i in range(q)])  # (q, bits+1) int64
-    rows = np.repeat(np.arange(q), bits + 1)
-    rel_le = np.where(le > 0, counts[rows, np.maximum(le.ravel() - 1, 0)].reshape(q, bits + 1), 0)
-    out["le"], out["rel_le"] = le, rel_le.astype(np.int64)
-    return out
-
-
-def _hamming_bucket_chunk(qw, dw, qm, dm, bits, topk, grid, r0, r1, buffers):
-    """Hamming metrics of one query chunk without sorting the database (see module docstring)."""
-    n = dw.shape[0]
-    q = r1 - r0
-    nb = bits + 1                        # distance buckets 0..bits
-    nk = 2 * nb                          # key = 2·distance + relevance
-    ntiles = -(-n // _TILE)
-    block = _block_size(q)
-    bt = block // _TILE                  # tiles per block
-    kdt = _key_dtype(bits)
-    # keys (q, ntiles·_TILE): rows padded to whole tiles with a key no bucket has, so a tile is a plain row slice
-    keyp = _scratch(buffers, "key", (q, ntiles * _TILE), kdt)
-    keyp[:, n:] = np.iinfo(kdt).max
-    key = keyp[:, :n]
-    # histogram per (query, tile, key), filled block by block while the block is in cache
-    base = _scratch(buffers, "base", (q, block), np.int64)
-    np.add(np.arange(q, dtype=np.int64)[:, None] * bt, (np.arange(block, dtype=np.int64) // _TILE)[None, :], out=base)
-    base *= nk
-    idx = _scratch(buffers, "idx", (q, block), np.int64)
-    hist = _scratch(buffers, "hist", (q, ntiles, nk), np.int32)
-    for b0, b1 in _hamming_keys(qw[r0:r1], dw, qm[r0:r1], dm, key, block, buffers):
-        w = b1 - b0
-        ix = idx[:, :w]
-        np.add(base[:, :w], key[:, b0:b1], out=ix)
-        t0, nt = b0 // _TILE, -(-w // _TILE)
-        hist[:, t0:t0 + nt] = np.bincount(ix.ravel(), minlength=q * bt * nk).reshape(q, bt, nk)[:, :nt]
-    tot = hist.sum(axis=1, dtype=np.int64)            # (q, nk)
-    le = np.cumsum(tot[:, 0::2] + tot[:, 1::2], axis=1)  # (q, nb) items with distance <= r
-    rel_le = np.cumsum(tot[:, 1::2], axis=1)
-    n_rel = rel_le[:, -1]
-
-    # positions N (grid points beyond K, then K): threshold bucket t and the relevant items among the first N
-    far = [g for g in grid if g > topk]
-    pos = np.asarray(far + [topk], np.int64)
-    thr = (le[:, None, :] < pos[None, :, None]).sum(axis=2)  # (q, G+1)
-    rows = np.repeat(np.arange(q), len(pos))
-    t = thr.ravel()
-    p = np.tile(pos, q)
-    tm1 = np.maximum(t - 1, 0)
-    before = np.where(t > 0, le[rows, tm1], 0)
-    rel_before = np.where(t > 0, rel_le[rows, tm1], 0)
-    m = p - before                                    # items needed from bucket t: 1..count(t)
-    rtile = hist[rows, :, 2 * t + 1]                  # (P, ntiles): relevant items of bucket t per tile
-    ctile = np.cumsum(hist[rows, :, 2 * t] + rtile, axis=1)  # items of bucket t up to each tile
-    rtile = np.cumsum(rtile, axis=1)
-    tau = (ctile < m[:, None]).sum(axis=1)            # the tile holding the m-th item of bucket t
-    ar = np.arange(len(m))
-    taum1 = np.maximum(tau - 1, 0)
-    prev = np.where(tau > 0, ctile[ar, taum1], 0)
-    rprev = np.where(tau > 0, rtile[ar, taum1], 0)
-    mm = m - prev                                     # 1.._TILE
-    seg = keyp.reshape(q, ntiles, _TILE)[rows, tau]   # (P, _TILE): that tile
-    eq = (seg >> 1) == t.astype(kdt)[:, None]
-    c = np.cumsum(eq, axis=1, dtype=np.int32)
-    rpart = np.count_nonzero(eq & (c <= mm[:, None]) & (seg & 1).astype(np.bool_), axis=1)
-    cut = tau * _TILE + np.argmax(eq & (c == mm[:, None]), axis=1)  # index of the m-th item of bucket t
-    rel_top = (rel_before + rprev + rpart).reshape(q, len(pos))
-    t_k = thr[:, -1]
-    cut_k = cut.reshape(q, len(pos))[:, -1]
-
-    # stable top-K of each row: keys with distance <= t_k up to index cut_k, and distance < t_k after it, in index
-    # order, then stably sorted by distance
-    srel = _scratch(buffers, "srel", (q, topk), np.bool_)
-    mask = _scratch(buffers, "mask", (n,), np.bool_)
-    for i in range(q):
-        c1, tk = int(cut_k[i]) + 1, int(t_k[i])       # Python ints: the compares stay in the key dtype
-        np.less(key[i, :c1], 2 * tk + 2, out=mask[:c1])
-        np.less(key[i, c1:], 2 * tk, out=mask[c1:])
-        sk = np.compress(mask[:n], key[i])
-        srel[i] = sk[np.argsort(sk >> 1, kind="stable")] & 1
-    ap_sum, hits, cum = _ap_rows(srel, buffers)
-    near = [g for g in grid if g <= topk]
-    grid_rel = np.empty((q, len(grid)), np.int64)
-    if near:
-        grid_rel[:, :len(near)] = cum[:, np.asarray(near) - 1]
-    grid_rel[:, len(near):] = rel_top[:, :-1]
-    return {"ap_sum": ap_sum, "hits": hits, "ap_all_sum": None, "n_rel": n_rel, "grid_rel": grid_rel,
-            "le": le, "rel_le": rel_le}
+def _hamming_chunk(qw, dw, qm, dm, bits, topk, grid, map_all, workers):
+    """Hamming metrics of a chunk of queries from the ranking kernel (`hashbench.ranking`): the stable top K (the
+    whole ranking with map_all), the relevant count at every grid point, the key histogram (PR by radius)."""
+    out = hamming_rank(qw, dw, qm, dm, bits, depth=dw.shape[0] if map_all else topk, cuts=grid, topk=topk,
+                       workers=workers)
+    hist = out["hist"]
+    le = np.cumsum(hist[:, 0::2] + hist[:, 1::2], axis=1)   # (q, bits+1) items with distance <= r
+    rel_le = np.cumsum(hist[:, 1::2], axis=1)
+    ap = out["ap"]
+    return {"ap_sum": ap[:, 0], "hits": ap[:, 1].astype(np.int64), "ap_all_sum": ap[:, 2] if map_all else None,
+            "n_rel": rel_le[:, -1], "grid_rel": out["grid_rel"], "le": le, "rel_le": rel_le}
 
 
 def _aqd_keys(qf, cb, assign_t, qm, dm, r0, r1, buffers):
@@ -569,10 +395,9 @@ def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=Non
 
     Returns a dict with map, topk, zero, n_query, n_database, n_query_scored, map_all, precision_at_n {n, precision},
     pr ({radius, precision, recall} for pr="radius", {rank, precision, recall} for pr="rank"), precision_radius,
-    radius. ``map_all=False`` skips the whole-ranking mAP (then None) and uses the faster sort-free path.
+    radius. ``map_all=False`` skips the whole-ranking mAP (then None) and ranks only the top K.
     ``per_query=True`` adds ``ap``: the AP@K of every query (0 for queries without hits).
-    ``workers``: how many run in parallel (None: one per usable CPU). On Linux, jobs of 2**25 query x item pairs
-    or more use forked worker processes, smaller ones threads. The result does not depend on it.
+    ``workers``: how many threads run the kernel (None: one per usable CPU). The result does not depend on it.
     """
     qbits = _sign_bits(query_codes, "query_codes")
     dbits = _sign_bits(db_codes, "db_codes")
@@ -588,19 +413,12 @@ def evaluate_hamming(query_codes, db_codes, query_labels, db_labels, *, topk=Non
     if pr not in ("radius", "rank"):
         _fail(f"pr={pr!r} is not allowed; use 'radius' (PR over Hamming radius 0..bits) or 'rank' (PR by rank)")
     nworkers = _workers(workers)
-    qw, dw = _words(qbits), _words(dbits)
-    qm, dm = _words(ql), _words(dl)
-    if map_all:
-        chunks = _chunks(nq, n, 40)
+    qw, dw, qm, dm = pack_words(qbits), pack_words(dbits), pack_words(ql), pack_words(dl)
 
-        def fn(r0, r1, buffers):
-            return _hamming_sorted_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1)
-    else:
-        chunks = _chunks(nq, n, 24)
-
-        def fn(r0, r1, buffers):
-            return _hamming_bucket_chunk(qw, dw, qm, dm, bits, k, grid, r0, r1, buffers)
-    parts = _run_chunks(fn, chunks, nworkers, progress, "evaluate (hamming)", nq * n)
+    def fn(r0, r1, buffers):
+        return _hamming_chunk(qw[r0:r1], dw, qm[r0:r1], dm, bits, k, grid, map_all, nworkers)
+    chunks = [(s, min(nq, s + _HAMMING_ROWS)) for s in range(0, nq, _HAMMING_ROWS)]
+    parts = _run_chunks(fn, chunks, 1, progress, "evaluate (hamming)")  # the kernel runs its own threads
     res = _summarise(parts, nq, n, k, zero, grid)
     n_rel = res["_n_rel"]
     radius_pr = _radius_pr(parts, bits, n_rel)
@@ -620,19 +438,8 @@ def _aqd_table(qf, cb, chunk=4):
     return out
 
 
-def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, *, topk=None, zero="count",
-                 pn_points=None, progress=False, map_all=True, workers=None, per_query=False) -> dict:
-    """Evaluate quantized codes by the asymmetric inner-product score (descending, stable ties).
-
-    query_features (nq, D) real; db_assign (n, M) integer codeword indices; codebooks (M, K, D).
-    Returns a dict with map, topk, zero, n_query, n_database, n_query_scored, map_all,
-    precision_at_n {n, precision} and pr {rank, precision, recall} (same rank grid as precision_at_n).
-    ``map_all=False`` skips the whole-ranking mAP (then None) and sorts only the top K of each ranking (the grid
-    points beyond K are counted after a partition), which is several times faster.
-    ``per_query=True`` adds ``ap``: the AP@K of every query (0 for queries without hits).
-    ``workers``: how many run in parallel (None: one per usable CPU). On Linux, jobs of 2**25 query x item pairs
-    or more use forked worker processes, smaller ones threads. The result does not depend on it.
-    """
+def _aqd_inputs(query_features, db_assign, codebooks):
+    """Checked AQD inputs: float64 query features (nq, D) and codebooks (M, K, D), assignments transposed (M, n)."""
     qf = np.asarray(query_features)
     cb = np.asarray(codebooks)
     assign = np.asarray(db_assign)
@@ -654,18 +461,53 @@ def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, 
         _fail(f"empty input: {nq} queries, {n} database items; both must be positive")
     if n >= 2**31:
         _fail(f"db_assign has {n} items; at most 2**31 - 1 are supported")
+    return qf.astype(np.float64), cb.astype(np.float64), np.ascontiguousarray(assign.T.astype(np.intp))
+
+
+def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, *, topk=None, zero="count",
+                 pn_points=None, progress=False, map_all=True, workers=None, per_query=False) -> dict:
+    """Evaluate quantized codes by the asymmetric inner-product score (descending, stable ties).
+
+    query_features (nq, D) real; db_assign (n, M) integer codeword indices; codebooks (M, K, D).
+    Returns a dict with map, topk, zero, n_query, n_database, n_query_scored, map_all,
+    precision_at_n {n, precision} and pr {rank, precision, recall} (same rank grid as precision_at_n).
+    ``map_all=False`` skips the whole-ranking mAP (then None) and sorts only the top K of each ranking (the grid
+    points beyond K are counted after a partition), which is several times faster.
+    ``per_query=True`` adds ``ap``: the AP@K of every query (0 for queries without hits).
+    ``workers``: how many threads run in parallel (None: one per usable CPU). The result does not depend on it.
+    """
+    qf64, cb64, assign_t = _aqd_inputs(query_features, db_assign, codebooks)
+    nq, n = qf64.shape[0], assign_t.shape[1]
     ql, dl, k, grid = _common_args(query_labels, db_labels, nq, n, zero, topk, pn_points)
     nworkers = _workers(workers)
     qm, dm = _words(ql), _words(dl)
-    qf64, cb64 = qf.astype(np.float64), cb.astype(np.float64)
-    assign_t = np.ascontiguousarray(assign.T.astype(np.intp))
     chunks = _chunks(nq, n, 40 if map_all else 12)
     parts = _run_chunks(lambda r0, r1, b: _aqd_chunk(qf64, cb64, assign_t, qm, dm, k, grid, map_all, r0, r1, b), chunks,
-                        nworkers, progress, "evaluate (aqd)", nq * n)
+                        nworkers, progress, "evaluate (aqd)")
     res = _summarise(parts, nq, n, k, zero, grid)
     res, rank_pr = _finish(res, per_query)
     res["pr"] = rank_pr
     return res
+
+
+def aqd_topk(query_features, db_assign, codebooks, k, *, workers=None):
+    """The evaluator's AQD ranking cut at k: exact top k by the asymmetric score, descending, ties by ascending
+    database position. Returns (positions (nq, k) int64, scores (nq, k) float32, exactly the evaluator's)."""
+    qf64, cb64, assign_t = _aqd_inputs(query_features, db_assign, codebooks)
+    nq, n = qf64.shape[0], assign_t.shape[1]
+    k = _resolve_topk(k, n)
+    no_labels = np.zeros((nq, 1), np.uint8), np.zeros((n, 1), np.uint8)
+
+    def fn(r0, r1, buffers):
+        keys = _aqd_keys(qf64, cb64, assign_t, *no_labels, r0, r1, buffers)[0]
+        if k < n:
+            keys.partition(k - 1, axis=1)
+        return np.sort(keys[:, :k], axis=1)
+    top = np.concatenate(_run_chunks(fn, _chunks(nq, n, 12), _workers(workers), False, "search (aqd)"))
+    positions = (top & 0xFFFFFFFF) >> 1
+    flipped = (top >> 32).astype(np.int32)               # undo the order-preserving map of _aqd_keys (an involution)
+    flipped ^= (flipped >> 31) & 0x7FFFFFFF
+    return positions, np.negative(flipped.view(np.float32))
 
 
 def mean_average_precision(query_codes, db_codes, query_labels, db_labels, *, topk=None, zero="count") -> float:

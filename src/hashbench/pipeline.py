@@ -12,6 +12,7 @@ import torch
 from .data import Dataset, atomic_path, atomic_write_json
 from .errors import HashbenchError
 from .methods import DatasetInfo, Method, TrainSet, get_method
+from .search import Index
 
 MODEL = Path("models/model.pt")
 MODEL_META = Path("models/model.json")
@@ -19,8 +20,9 @@ MODEL_META = Path("models/model.json")
 
 def dataset_info(dataset: Dataset) -> DatasetInfo:
     text_dim = dataset.text([0]).shape[1] if "text" in dataset.modalities else 0
+    vocab = tuple(dataset.text_vocab() or ()) if text_dim else ()
     return DatasetInfo(name=dataset.name, image_shape=tuple(dataset.image_shape or ()), n_classes=dataset.n_classes,
-                       modalities=frozenset(dataset.modalities), text_dim=int(text_dim))
+                       modalities=frozenset(dataset.modalities), text_dim=int(text_dim), text_vocab=vocab)
 
 
 def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: str | Path = "data/tags") -> TrainSet:
@@ -47,44 +49,55 @@ def run_identity(method: Method) -> dict:
     return {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params}
 
 
-def save_model(method: Method) -> None:
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(MODEL) as tmp:
+def save_model(method: Method, folder: str | Path = MODEL.parent) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / MODEL.name) as tmp:
         torch.save(method.state_dict(), tmp)
     info = method.info
     meta = {**run_identity(method),
             "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
-                        "modalities": sorted(info.modalities), "text_dim": info.text_dim}}
-    atomic_write_json(MODEL_META, meta)
+                        "modalities": sorted(info.modalities), "text_dim": info.text_dim,
+                        "text_vocab": list(info.text_vocab)}}
+    atomic_write_json(folder / MODEL_META.name, meta)
 
 
-def read_model_meta() -> dict:
-    if not MODEL.is_file() or not MODEL_META.is_file():
-        raise HashbenchError(f"{MODEL}: no trained model; run `dvc repro train`")
+def _model_files(folder: str | Path) -> tuple[Path, Path]:
+    folder = Path(folder)
+    return folder / MODEL.name, folder / MODEL_META.name
+
+
+def read_model_meta(folder: str | Path = MODEL.parent) -> dict:
+    weights, meta_path = _model_files(folder)
+    if not weights.is_file() or not meta_path.is_file():
+        raise HashbenchError(f"{weights}: no trained model; run `dvc repro train`")
     try:
-        meta = json.loads(MODEL_META.read_text(encoding="utf-8"))
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         d = meta["dataset"]
         meta["info"] = DatasetInfo(str(d["name"]), tuple(d["image_shape"]), int(d["n_classes"]),
-                                   frozenset(d["modalities"]), int(d["text_dim"]))
+                                   frozenset(d["modalities"]), int(d["text_dim"]),
+                                   tuple(str(w) for w in d.get("text_vocab", ())))
         meta["bits"], meta["seed"], meta["params"] = int(meta["bits"]), int(meta["seed"]), dict(meta["params"])
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-        raise HashbenchError(f"{MODEL_META}: not a model description (corrupt or hand-edited JSON); rerun "
+        raise HashbenchError(f"{meta_path}: not a model description (corrupt or hand-edited JSON); rerun "
                              f"`dvc repro train`") from None
     return meta
 
 
-def load_model() -> Method:
-    meta = read_model_meta()
+def load_model(folder: str | Path = MODEL.parent) -> Method:
+    """The trained method saved in `folder` (model.pt + model.json), ready to `encode`."""
+    weights, meta_path = _model_files(folder)
+    meta = read_model_meta(folder)
     method = get_method(meta["method"])(meta["bits"], meta["seed"], meta["params"], meta["info"])
     try:
-        state = torch.load(MODEL, map_location="cpu", weights_only=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise HashbenchError(f"{MODEL}: not a readable model file ({reason}); rerun `dvc repro train`") from None
+        raise HashbenchError(f"{weights}: not a readable model file ({reason}); rerun `dvc repro train`") from None
     try:
         method.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError):
-        raise HashbenchError(f"{MODEL}: does not fit {MODEL_META} ({meta['method']}, {meta['bits']} bits); rerun "
+        raise HashbenchError(f"{weights}: does not fit {meta_path} ({meta['method']}, {meta['bits']} bits); rerun "
                              f"`dvc repro train`") from None
     return method
 
@@ -97,8 +110,10 @@ def directions(method: type[Method]) -> dict[str, tuple[str, str]]:
     return pairs
 
 
-def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray]) -> None:
-    """codes: {"query/image": array, "database/text": array, ...}; plus codebooks for quantized methods."""
+def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray], items: dict | None = None) -> None:
+    """codes: {"query/image": array, "database/text": array, ...}; plus codebooks for quantized methods.
+    items: {role: (ids, names or None)}: each role's item ids (dataset rows) and file names, stored as
+    <role>/ids and <role>/names."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(method=method.name, bits=method.bits, dataset=method.info.name, quantized=method.quantized,
@@ -106,11 +121,18 @@ def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray]) -> Non
                        run=json.dumps(run_identity(method)))
         for key, array in codes.items():
             f.create_dataset(key, data=array)
+        for role, (ids, names) in (items or {}).items():
+            f.create_dataset(f"{role}/ids", data=np.asarray(ids, np.int64))
+            if names is not None:
+                f.create_dataset(f"{role}/names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
         if method.quantized:
             f.create_dataset("codebooks", data=method.codebooks().astype(np.float32))
 
 
 def read_codes(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(attrs, arrays) of a codes file; <role>/names come back as str. Files from before item ids were stored
+    have no <role>/ids (their items are the split's rows in order)."""
+    path = Path(path)
     if not path.is_file():
         raise HashbenchError(f"{path}: no codes; run `dvc repro encode`")
     try:
@@ -122,4 +144,21 @@ def read_codes(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     except (OSError, ValueError, KeyError):
         raise HashbenchError(f"{path}: not a readable codes file (truncated or corrupt); rerun `dvc repro encode`")\
             from None
+    for key in [k for k in arrays if k.endswith("/names")]:
+        arrays[key] = np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arrays[key]], object)
     return attrs, arrays
+
+
+def load_index(path: Path, modality: str = "image") -> Index:
+    """The database side of a codes file (pipeline's data/codes.h5 or `hashbench encode`'s) as a searchable Index:
+    its codes (assignments and codebooks when quantized), item ids and file names."""
+    attrs, arrays = read_codes(path)
+    key = f"database/{modality}"
+    if key not in arrays:
+        have = sorted(k.split("/")[1] for k in arrays if k.startswith("database/") and k.split("/")[1] in
+                      ("image", "text"))
+        raise HashbenchError(f"{path}: has no {modality} database codes; it has {', '.join(have) or 'none'}")
+    codes = arrays[key]
+    ids = arrays.get("database/ids")
+    return Index(codes, ids if ids is not None else np.arange(len(codes)), codebooks=arrays.get("codebooks"),
+                 names=arrays.get("database/names"), method=str(attrs.get("method", "")))

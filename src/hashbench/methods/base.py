@@ -13,6 +13,7 @@ Codes that `encode` returns:
 from __future__ import annotations
 
 import abc
+import functools
 import random
 from dataclasses import dataclass
 from typing import ClassVar
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import inputs
 from ..config import Param, validate
 from ..errors import HashbenchError
 
@@ -34,6 +36,7 @@ class DatasetInfo:
     n_classes: int
     modalities: frozenset  # subset of {"image", "tags", "text"}
     text_dim: int = 0
+    text_vocab: tuple = ()  # the words of the text columns, when the dataset names them (`hashbench search --text`)
 
 
 @dataclass
@@ -59,6 +62,12 @@ class Method(abc.ABC):
     schema: ClassVar[dict[str, Param]] = {}
     preset: ClassVar[dict] = {}  # the paper's evaluation protocol, e.g. {"topk": 5000, "zero": "skip"}
 
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's `encode` first checks and prepares its input (`_checked_encode`)."""
+        super().__init_subclass__(**kwargs)
+        if "encode" in cls.__dict__:
+            cls.encode = _checked_encode(cls.__dict__["encode"])
+
     def __init__(self, bits: int, seed: int, params: dict | None, info: DatasetInfo):
         self.check_bits(bits)
         self.bits, self.seed, self.info = bits, seed, info
@@ -79,7 +88,8 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def encode(self, data: np.ndarray, modality: str = "image", role: str = "database") -> np.ndarray:
-        """Codes for `data` (uint8 images or float32 bag-of-words texts); see the module docstring."""
+        """Codes for `data` (uint8 images or float32 bag-of-words texts); see the module docstring. Callers may
+        pass images of any size, files or PIL images: `_checked_encode` brings them to the model's shape first."""
 
     def codebooks(self) -> np.ndarray:
         """(M, K, D) float32 codebooks of a quantized method."""
@@ -110,6 +120,25 @@ class Method(abc.ABC):
                 raise HashbenchError(
                     f"method {cls.name} needs the {modality} modality, which dataset {info.name} lacks; "
                     f"datasets with {modality}: {', '.join(have) or 'none'}")
+
+
+def _checked_encode(encode):
+    """`encode` behind the input checks of `hashbench.inputs`: images of any size (arrays, PIL images, files) are
+    brought to the model's image shape; a wrong channel count, an empty batch or a wrong text length stop with one
+    line naming what the model expects."""
+    if getattr(encode, "checks_inputs", False):
+        return encode
+
+    @functools.wraps(encode)
+    def checked(self, data, modality="image", role="database"):
+        check_role(modality, role, self.modalities)
+        if modality == "text":
+            data = inputs.texts(data, self.info.text_dim)
+        else:
+            data = inputs.images(data, self.info.image_shape)
+        return encode(self, data, modality, role)
+    checked.checks_inputs = True
+    return checked
 
 
 def device() -> torch.device:
