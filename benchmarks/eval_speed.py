@@ -1,4 +1,5 @@
-"""Issue 5: the evaluator at NUS-WIDE scale, against FAISS top-K search and a plain per-query loop.
+"""Issues 5 and 14: the evaluator at NUS-WIDE scale, against FAISS top-K search, the peer's per-query loop and a
+plain stable-sort loop.
 
 Run:  .venv/bin/python benchmarks/eval_speed.py [--quick] [--threads 2]
 
@@ -7,7 +8,11 @@ Data: the NUS-WIDE-21 label matrix (195,834 images) read in place from <shared>/
 quotas), the other 193,734 images as database. Synthetic labels of the same shape and density if the file is absent.
 Codes: 64-bit ±1 codes = sign(labels @ random projection + Gaussian noise); AQD: 64-d label-correlated features, a
 FAISS PQ (8 × 256) placed block-diagonally into codebooks (8, 256, 64). All randomness is seeded.
-Not a test: prints times, ratios, peak RSS and PASS/FAIL per target.
+The peer loop is DeepHash-pytorch's CalcTopMap algorithm as users run it, written here: per query a float matrix
+product for the Hamming distances and for the relevance, numpy's default argsort, AP@K averaged over the hits in the
+top K (zero-hit queries count 0); numpy's BLAS gets the same threads as the evaluator.
+Not a test: prints times, ratios, peak RSS and PASS/FAIL per target; the last line is
+`faiss_ratio=X peer_ratio=Y` (X = full evaluation / FAISS IndexBinaryFlat top-5000, Y = peer loop / full evaluation).
 """
 import argparse
 import io
@@ -124,6 +129,24 @@ def reference_ap_loop(qc, dc, ql, dl, k, rows):
     return time.perf_counter() - t, time.process_time() - c, aps
 
 
+def peer_loop(qc, dc, ql, dl, k, threads):
+    """The peer's algorithm (DeepHash-pytorch CalcTopMap) over all queries: (seconds, CPU seconds, mAP@k)."""
+    from threadpoolctl import threadpool_limits
+
+    db, dlab, bits = dc.astype(np.float32), dl.astype(np.float32), qc.shape[1]
+    total = 0.0
+    with threadpool_limits(threads):
+        t, c = time.perf_counter(), time.process_time()
+        for i in range(len(qc)):
+            rel = dlab @ ql[i].astype(np.float32) > 0
+            dist = 0.5 * (bits - db @ qc[i].astype(np.float32))
+            top = rel[np.argsort(dist)[:k]]
+            ranks = np.flatnonzero(top) + 1.0
+            if len(ranks):
+                total += float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
+        return time.perf_counter() - t, time.process_time() - c, total / len(qc)
+
+
 def reference_aqd_loop(qf, assign, cb, ql, dl, k, rows):
     aps = []
     for i in rows:
@@ -146,18 +169,21 @@ def _status_mb(field):
 
 
 def _cpu_seconds():
-    """User + system time of this process and of its waited-for children (the evaluator's forked workers)."""
+    """User + system time of this process (all its threads)."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system
 
 
 def child(args):
-    """Run one evaluation in a fresh process: wall and CPU time (this process and its worker processes), and peak
-    RSS from /proc/self/status VmHWM (reset to the current RSS with /proc/self/clear_refs just before the call, so
-    it is the evaluation's own peak). Forked workers report their own peak through ru_maxrss of RUSAGE_CHILDREN
-    (the largest one); the total is bounded by the parent's peak + workers x that (shared pages counted twice)."""
+    """Run one evaluation in a fresh process: wall and CPU time (all threads), and peak RSS from /proc/self/status
+    VmHWM (reset to the current RSS with /proc/self/clear_refs just before the call, so it is the evaluation's own
+    peak). A small evaluation first loads the compiled kernel from numba's cache (or compiles it), untimed."""
     d = {k: v for k, v in np.load(args.child).items()}
     threads = int(d["threads"])
+    if "assign" in d:
+        evaluate_aqd(d["qf"][:2], d["assign"][:50], d["cb"], d["ql"][:2], d["dl"][:50], topk=10, workers=threads)
+    else:
+        evaluate_hamming(d["qc"][:2], d["dc"][:50], d["ql"][:2], d["dl"][:50], topk=10, workers=threads)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         reset = True
@@ -173,10 +199,8 @@ def child(args):
                                map_all=bool(d["map_all"]), per_query=True)
     sec, cpu = time.perf_counter() - t, _cpu_seconds() - c
     rss1 = _status_mb("VmHWM")
-    import resource
-    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # 0 when no worker was forked
-    print(json.dumps({"sec": sec, "cpu": cpu, "rss_before_mb": rss0, "rss_parent_mb": rss1, "rss_worker_mb": worker_mb,
-                      "rss_peak_mb": rss1 + threads * worker_mb, "hwm_reset": reset, "map": res["map"],
+    print(json.dumps({"sec": sec, "cpu": cpu, "rss_before_mb": rss0, "rss_peak_mb": rss1, "hwm_reset": reset,
+                      "map": res["map"],
                       "map_all": res["map_all"], "ap": res["ap"],
                       "p_at_1000": res["precision_at_n"]["precision"][res["precision_at_n"]["n"].index(1000)]
                       if 1000 in res["precision_at_n"]["n"] else None,
@@ -251,11 +275,15 @@ def main():
         ref_aps = reference_ap_loop(qc, dc, ql, dl, TOPK, sub)[2]
         tc, tc_cpu = best_of(args.repeat, lambda: reference_ap_loop(qc, dc, ql, dl, TOPK, sub)[:2])
         tc_all, tc_cpu = tc * nq / len(sub), tc_cpu * nq / len(sub)
+        # (d) the peer's loop (DeepHash-pytorch CalcTopMap's algorithm) over every query
+        peer = [peer_loop(qc, dc, ql, dl, TOPK, args.threads) for _ in range(args.repeat)]
+        td, td_cpu, peer_map = min(r[0] for r in peer), min(r[1] for r in peer), peer[0][2]
         exact = all(a["ap"][i] == r for i, r in zip(sub, ref_aps)) and a["ap"] == a_all["ap"]
         rows.append(("(a) evaluate_hamming mAP@5000+P@N+PR+P@H<=2 (map_all=False)", a["sec"], a["cpu"]))
         rows.append(("(a') evaluate_hamming, also mAP@all (map_all=True)", a_all["sec"], a_all["cpu"]))
         rows.append(("(b) FAISS IndexBinaryFlat top-5000 search", tb, tb_cpu))
-        rows.append((f"(c) per-query loop, {len(sub)} queries x {nq / len(sub):.1f} (extrapolated)", tc_all, tc_cpu))
+        rows.append((f"(c) stable-sort loop, {len(sub)} queries x {nq / len(sub):.1f} (extrapolated)", tc_all, tc_cpu))
+        rows.append((f"(d) peer loop (matmul, default argsort, AP over hits), all {nq} queries", td, td_cpu))
         print(f"\nHamming, {nq} x {n}, {BITS} bits: mAP@5000 {a['map']:.6f}  mAP@all {a_all['map_all']:.6f}  "
               f"P@1000 {a['p_at_1000']}  P@H<=2 {a['precision_radius']:.6f}")
         print(f"  {'':<72s} {'wall':>8s}   {'CPU (all threads and processes)':>17s}")
@@ -264,16 +292,18 @@ def main():
         print(f"  ratio (a)/(b)  = {a['sec'] / tb:.3f} wall, {a['cpu'] / tb_cpu:.3f} CPU   "
               f"(a')/(b) = {a_all['sec'] / tb:.3f} wall, {a_all['cpu'] / tb_cpu:.3f} CPU")
         print(f"  ratio (c)/(a)  = {tc_all / a['sec']:.1f} wall, {tc_cpu / a['cpu']:.1f} CPU   "
-              f"(c)/(a') = {tc_all / a_all['sec']:.1f} wall")
-        print(f"  peak RSS (a)  = {a['rss_peak_mb']:.0f} MB at most: VmHWM {a['rss_parent_mb']:.0f} MB of a fresh "
-              f"process that holds the inputs ({a['rss_before_mb']:.0f} MB before the call; peak reset before the call: "
-              f"{a['hwm_reset']}) + {args.threads} forked workers x {a['rss_worker_mb']:.0f} MB (the largest worker's "
-              f"peak; pages shared with the parent count in each)   (a') = {a_all['rss_peak_mb']:.0f} MB")
+              f"(c)/(a') = {tc_all / a_all['sec']:.1f} wall   (stable-sort loop)")
+        print(f"  ratio (d)/(a)  = {td / a['sec']:.1f} wall, {td_cpu / a['cpu']:.1f} CPU   "
+              f"(d)/(a') = {td / a_all['sec']:.1f} wall   (peer loop; its mAP@5000 {peer_map:.6f}, unstable ties)")
+        print(f"  peak RSS (a)  = {a['rss_peak_mb']:.0f} MB: VmHWM of a fresh process that holds the inputs "
+              f"({a['rss_before_mb']:.0f} MB before the call; peak reset before the call: {a['hwm_reset']})   "
+              f"(a') = {a_all['rss_peak_mb']:.0f} MB")
         print(f"  exact: per-query AP@5000 of {len(sub)} queries == stable-tie reference loop: {exact}")
-        targets += [("(a) <= 0.5 x (b), wall", a["sec"] <= 0.5 * tb),
-                    ("(a) <= 0.5 x (b), CPU", a["cpu"] <= 0.5 * tb_cpu),
-                    ("(a) >= 20x faster than (c), wall", tc_all >= 20 * a["sec"]),
-                    ("(a) >= 20x faster than (c), CPU", tc_cpu >= 20 * a["cpu"]),
+        targets += [("(a) <= 0.2 x (b), wall", a["sec"] <= 0.2 * tb),
+                    ("(a) <= 0.2 x (b), CPU", a["cpu"] <= 0.2 * tb_cpu),
+                    ("(a) >= 20x faster than (d) the peer loop, wall", td >= 20 * a["sec"]),
+                    ("(a) >= 20x faster than (d) the peer loop, CPU", td_cpu >= 20 * a["cpu"]),
+                    ("(a) >= 20x faster than (c) the stable-sort loop, wall", tc_all >= 20 * a["sec"]),
                     ("peak RSS of (a) <= 1.5 GB", a["rss_peak_mb"] <= 1536),
                     ("mAP exact vs reference", exact)]
 
@@ -327,10 +357,11 @@ def main():
     print("\nTargets:")
     for name, ok in targets:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
-    print(f"(wall and CPU: best of {args.repeat} runs for (a), (b), (c) and AQD (a); CPU = user + system time of all "
-          "threads and worker processes, steadier than wall time on a shared machine)")
+    print(f"(wall and CPU: best of {args.repeat} runs for (a), (b), (c), (d) and AQD (a); CPU = user + system time of "
+          "all threads, steadier than wall time on a shared machine)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"total benchmark wall time {time.perf_counter() - t0:.0f} s")
+    print(f"faiss_ratio={a['sec'] / tb:.3f} peer_ratio={td / a['sec']:.1f}")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def test_index_search_is_the_stable_hamming_ranking(bits):
         assert np.array_equal(hits.ids, ids[order[:, :kk]])
         assert np.array_equal(hits.distances, np.take_along_axis(d, order[:, :kk], 1))
     assert np.array_equal(Index(db).search(q[0], 5).ids[0], order[0, :5])  # one 1-D query; ids = positions
+    packed = Index.from_packed(pack_for_faiss(db), bits, ids).search(q, 30)
+    assert np.array_equal(packed.ids, ids[order[:, :30]])
 
 
 def test_index_search_is_the_stable_aqd_ranking():

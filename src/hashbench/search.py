@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import HashbenchError
 from .evaluation import aqd_topk
-from .ranking import hamming_topk, pack_words
+from .ranking import hamming_topk
 
 __all__ = ["Index", "Neighbours", "to_faiss", "pack_for_faiss", "FAISS_KINDS"]
 
@@ -42,14 +42,30 @@ def _fail(msg):
     raise HashbenchError(msg)
 
 
-def _binary(codes, what: str) -> np.ndarray:
-    """bool (n, bits) from ±1 codes (0 counts as +1, as in the evaluator)."""
+def pack_for_faiss(codes, rows: int = 1 << 20) -> np.ndarray:
+    """±1 codes (n, bits) (0 counts as +1, as in the evaluator) -> uint8 (n, ceil(bits/8)) as FAISS binary indexes
+    take them: np.packbits(codes > 0, axis=1), zero padding. Packed `rows` at a time (no (n, bits) temporary)."""
     a = np.asarray(codes)
     if a.ndim != 2 or a.dtype.kind not in "biuf":
-        _fail(f"{what}: shape {a.shape} dtype {a.dtype} is not allowed; use ±1 codes (n, bits)")
+        _fail(f"codes: shape {a.shape} dtype {a.dtype} is not allowed; use ±1 codes (n, bits)")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
-        _fail(f"{what}: NaN or inf given; use ±1 codes")
-    return a if a.dtype == np.bool_ else a >= 0
+        _fail("codes: NaN or inf given; use ±1 codes")
+    out = np.empty((len(a), -(-a.shape[1] // 8)), np.uint8)
+    for s in range(0, len(a), rows):
+        block = a[s:s + rows]
+        out[s:s + rows] = np.packbits(block if block.dtype == np.bool_ else block >= 0, axis=1)
+    return out
+
+
+def _words(packed: np.ndarray) -> np.ndarray:
+    """Packed bytes (n, nbytes) as uint64 words (n, ceil(nbytes/8)) for the ranking kernel (a view when nbytes is a
+    multiple of 8; the Hamming distance does not depend on how bits are laid out, only that both sides agree)."""
+    nbytes = packed.shape[1]
+    if nbytes % 8:
+        padded = np.zeros((len(packed), nbytes + (-nbytes) % 8), np.uint8)
+        padded[:, :nbytes] = packed
+        packed = padded
+    return np.ascontiguousarray(packed).view(np.uint64)
 
 
 class Index:
@@ -59,14 +75,7 @@ class Index:
         codes = np.asarray(codes)
         if codes.ndim != 2 or len(codes) == 0:
             _fail(f"codes: shape {codes.shape} is not allowed; use a non-empty (n, bits) or (n, M) array")
-        n = len(codes)
-        self.ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
-        if self.ids.shape != (n,) or self.ids.dtype.kind not in "iu":
-            _fail(f"ids: shape {self.ids.shape} dtype {self.ids.dtype} is not allowed; use ({n},) integers")
-        self.ids = self.ids.astype(np.int64, copy=False)
-        self.names = None if names is None else np.asarray(names, dtype=object)
-        if self.names is not None and self.names.shape != (n,):
-            _fail(f"names: {self.names.shape} is not allowed; use one name per item ({n},)")
+        self._set_items(len(codes), ids, names)
         self.method = method
         self.quantized = codebooks is not None
         if self.quantized:
@@ -77,10 +86,33 @@ class Index:
             self.assign = codes
             self.dim = self.codebooks.shape[2]
         else:
-            self.codebooks = None
-            self.bits = codes.shape[1]
-            self.words = pack_words(_binary(codes, "codes"))
-            self.codes = codes
+            self._set_binary(pack_for_faiss(codes), codes.shape[1])
+
+    def _set_binary(self, packed, bits) -> None:
+        self.quantized, self.codebooks = False, None
+        self.bits, self.packed, self.words = bits, packed, _words(packed)
+
+    @classmethod
+    def from_packed(cls, packed, bits: int, ids=None, *, names=None, method: str = "") -> Index:
+        """An index of binary codes already packed as FAISS takes them (``pack_for_faiss``): uint8
+        (n, ceil(bits/8)); no ±1 array of (n, bits) is ever made."""
+        packed = np.asarray(packed)
+        if packed.ndim != 2 or packed.dtype != np.uint8 or packed.shape[1] != -(-bits // 8) or len(packed) == 0:
+            _fail(f"packed: {packed.dtype} {packed.shape} is not allowed; use uint8 (n, {-(-bits // 8)}) for {bits} bits")
+        index = cls.__new__(cls)
+        index.method = method
+        index._set_binary(packed, bits)
+        index._set_items(len(packed), ids, names)
+        return index
+
+    def _set_items(self, n, ids, names) -> None:
+        self.ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
+        if self.ids.shape != (n,) or self.ids.dtype.kind not in "iu":
+            _fail(f"ids: shape {self.ids.shape} dtype {self.ids.dtype} is not allowed; use ({n},) integers")
+        self.ids = self.ids.astype(np.int64, copy=False)
+        self.names = None if names is None else np.asarray(names, dtype=object)
+        if self.names is not None and self.names.shape != (n,):
+            _fail(f"names: {self.names.shape} is not allowed; use one name per item ({n},)")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,7 +143,7 @@ class Index:
         if self.quantized:
             positions, distances = aqd_topk(q, self.assign, self.codebooks, k, workers=workers)
         else:
-            positions, distances = hamming_topk(pack_words(_binary(q, "queries")), self.words, self.bits, k, workers)
+            positions, distances = hamming_topk(_words(pack_for_faiss(q)), self.words, self.bits, k, workers)
         return Neighbours(self.ids[positions], distances)
 
     def name(self, item_id: int) -> str | None:
@@ -123,17 +155,11 @@ class Index:
 
 
 # ------------------------------------------------------------------------------------------------------------ FAISS
-def pack_for_faiss(codes) -> np.ndarray:
-    """±1 codes (n, bits) -> uint8 (n, ceil(bits/8)) as FAISS binary indexes take them (np.packbits of code > 0,
-    zero padding)."""
-    return np.packbits(_binary(codes, "codes"), axis=1)
-
-
 def _binary_faiss(index: Index, kind: str, nlist: int | None, nprobe: int, hnsw_m: int, seed: int):
     import faiss
 
     d = 8 * -(-index.bits // 8)
-    data = pack_for_faiss(index.codes)
+    data = index.packed
     if kind == "flat":
         out = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(d))
     elif kind == "hnsw":
