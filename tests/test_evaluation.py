@@ -271,7 +271,8 @@ def aqd_case(rng, nq, n, m, k, d, classes, integer):
 def test_aqd_matches_reference(integer, map_all, monkeypatch):
     rng = np.random.default_rng(11 + integer)
     qf, assign, cb, ql, dl = aqd_case(rng, 17, 600, 3, 4 if integer else 16, 6, 4, integer)
-    monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks, in two threads
+    monkeypatch.setattr(evaluation, "_WORK_BYTES", 20_000)   # several query chunks
+    monkeypatch.setattr(evaluation, "_FORK_MIN_PAIRS", 0 if integer else 2**62)  # forked processes, or threads
     for topk in (1, 7, 10, 50, 333, None, "all", 5000):
         for zero in ("count", "skip"):
             res = evaluate_aqd(qf, assign, cb, ql, dl, topk=topk, zero=zero, workers=2, map_all=map_all)
