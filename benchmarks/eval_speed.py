@@ -161,7 +161,7 @@ def reference_aqd_loop(qf, assign, cb, ql, dl, k, rows):
 
 
 # ------------------------------------------------------------------------------------- measured in a subprocess
-def _status_mb(field):
+def status_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
@@ -189,7 +189,7 @@ def child(args):
         reset = True
     except OSError:
         reset = False
-    rss0 = _status_mb("VmRSS")
+    rss0 = status_mb("VmRSS")
     t, c = time.perf_counter(), _cpu_seconds()
     if "assign" in d:
         res = evaluate_aqd(d["qf"], d["assign"], d["cb"], d["ql"], d["dl"], topk=TOPK, workers=threads,
@@ -198,7 +198,7 @@ def child(args):
         res = evaluate_hamming(d["qc"], d["dc"], d["ql"], d["dl"], topk=TOPK, workers=threads,
                                map_all=bool(d["map_all"]), per_query=True)
     sec, cpu = time.perf_counter() - t, _cpu_seconds() - c
-    rss1 = _status_mb("VmHWM")
+    rss1 = status_mb("VmHWM")
     print(json.dumps({"sec": sec, "cpu": cpu, "rss_before_mb": rss0, "rss_peak_mb": rss1, "hwm_reset": reset,
                       "map": res["map"],
                       "map_all": res["map_all"], "ap": res["ap"],

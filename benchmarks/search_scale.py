@@ -30,18 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from eval_speed import synthetic_labels  # noqa: E402
+from eval_speed import status_mb, synthetic_labels  # noqa: E402
 
 from hashbench.search import Index  # noqa: E402
 
 BITS, K, SEED = 64, 100, 0
-
-
-def status_mb(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def reset_peak():
