@@ -287,3 +287,24 @@ def test_bag_of_words_and_resizing():
     want = np.asarray(Image.fromarray(rgb).resize((12, 10), Image.BILINEAR))
     assert out.shape == (2, 10, 12, 3) and np.array_equal(out[0], want) and np.array_equal(out[1], want)
     assert inputs.images([Image.fromarray(rgb)], (30, 20, 1)).shape == (1, 30, 20, 1)  # PIL: converted to gray
+
+
+def test_cli_text_query_of_a_cross_modal_model(tmp_path, capsys):
+    """--text: the words' bag over the model's saved vocabulary, encoded as a text query, against the image codes.
+    (An untrained DJSRH: this checks the plumbing, not retrieval quality.)"""
+    info = DatasetInfo("mnist5k-tags", (16, 16, 1), 3, frozenset({"image", "tags", "text"}), text_dim=4,
+                       text_vocab=("seven", "7", "sieben", "dog"))
+    save_model(get_method("djsrh")(16, 0, {}, info), tmp_path / "model")
+    images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 1), dtype=np.uint8)
+    write_pngs(tmp_path / "imgs", images)
+    model = str(tmp_path / "model")
+    assert cli(["encode", "--model", model, str(tmp_path / "imgs"), "-o", str(tmp_path / "c.h5")]) == 0
+    capsys.readouterr()
+    assert cli(["search", "--model", model, "--codes", str(tmp_path / "c.h5"), "--text", "seven, 7 zebra", "-k", "3"]) == 0
+    out = capsys.readouterr()
+    rows = [line.split() for line in out.out.splitlines()[1:]]
+    text = hashbench.load_model(model).encode(np.array([[1.0, 1.0, 0.0, 0.0]]), "text", "query")
+    assert [int(r[1]) for r in rows] == load_index(tmp_path / "c.h5").search(text, 3).ids[0].tolist()
+    assert "left out: zebra" in out.err
+    assert cli(["search", "--model", model, "--codes", str(tmp_path / "c.h5"), "--text", "zebra"]) == 2
+    assert "none of 'zebra'" in capsys.readouterr().err
