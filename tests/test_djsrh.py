@@ -210,8 +210,8 @@ def test_param_and_input_errors():
     with pytest.raises(HashbenchError, match=r"djsrh\.alpha_schedule"):
         cls(32, 0, {"alpha_schedule": "linear"}, TAGS_INFO)
     m = cls(8, 0, SMALL, TAGS_INFO)
-    with pytest.raises(HashbenchError, match=r"texts of shape \(2, 5\)"):
-        m.encode(np.zeros((2, 5), np.float32), modality="text")
+    with pytest.raises(HashbenchError, match=r"texts: bags of 5 words given; this model expects 6"):
+        m.encode(np.zeros((2, 5), np.float32), modality="text")   # encode's input check (hashbench.inputs)
     with pytest.raises(HashbenchError, match="no texts"):
         m.fit(TrainSet(images=np.zeros((16, 8, 8, 1), np.uint8)))
     with pytest.raises(HashbenchError, match="modality: 'audio'"):
