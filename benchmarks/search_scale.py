@@ -90,52 +90,58 @@ def main():
     print(f"data: {args.n:,} items x {BITS} bits ({db.nbytes / 2**20:.0f} MB packed, made in {gen_s:.0f} s), "
           f"{args.queries} queries, k = {K}, threads = {args.threads}; RSS {status_mb('VmRSS'):.0f} MB")
     rows, targets = [], []
+    header = (f"\n  {'index':<52s} {'build s':>8s} {'search s':>9s} {'QPS':>8s} {'x exact':>8s} {'peak GB':>8s} "
+              f"{'recall@100':>10s} {'id overlap':>10s}")
+
+    def row(name, build, s, peak, rec, idr):
+        rows.append((name, build, s, peak, rec, idr))
+        exact = min(r[2] for r in rows[:2])
+        print(f"  {name:<52s} {build:8.1f} {s:9.2f} {args.queries / s:8.0f} {exact / s:8.1f} {peak / 1024:8.2f} "
+              f"{rec:10.4f} {idr:10.4f}", flush=True)
+    print(header, flush=True)
 
     # exact: ours (the evaluator's kernel) and FAISS IndexBinaryFlat
     reset_peak()
     index = Index.from_packed(db, BITS)
     index.search(unpacked(queries[:2]), K)   # loads the compiled kernel from numba's cache (or compiles it)
     ours_s, ours = timed(lambda: index.search(unpacked(queries), K, workers=args.threads))
-    rows.append(("exact: ours (Index.search, the evaluator's kernel)", 0.0, ours_s, status_mb("VmHWM"), 1.0, 1.0))
+    row("exact: ours (Index.search, the evaluator's kernel)", 0.0, ours_s, status_mb("VmHWM"), 1.0, 1.0)
     reset_peak()
     flat_build, flat = timed(lambda: _flat(faiss, db))
     flat_s, (fd, fi) = timed(partial(flat.search, queries, K))
     same = bool(np.array_equal(fd, ours.distances))
-    rows.append(("exact: FAISS IndexBinaryFlat", flat_build, flat_s, status_mb("VmHWM"),
-                 tie_aware_recall(fd, ours.distances), id_recall(fi, ours.ids)))
+    row("exact: FAISS IndexBinaryFlat", flat_build, flat_s, status_mb("VmHWM"),
+        tie_aware_recall(fd, ours.distances), id_recall(fi, ours.ids))
     flat = None
     exact_s = min(ours_s, flat_s)
 
     # approximate: IVF over an nprobe sweep (one build), HNSW on request
     reset_peak()
     ivf_build, ivf = timed(lambda: _ivf(faiss, db, args.nlist))
-    for nprobe in (1, 2, 4, 8, 16, 32, 64):
+    for nprobe in (1, 4, 16, 64, 128, 256, 512):
         ivf.nprobe = nprobe
         s, (d, i) = timed(partial(ivf.search, queries, K))
-        rows.append((f"IndexBinaryIVF nlist={args.nlist} nprobe={nprobe}", ivf_build, s, status_mb("VmHWM"),
-                     tie_aware_recall(d, ours.distances), id_recall(i, ours.ids)))
+        row(f"IndexBinaryIVF nlist={args.nlist} nprobe={nprobe}", ivf_build, s, status_mb("VmHWM"),
+            tie_aware_recall(d, ours.distances), id_recall(i, ours.ids))
     ivf = None
     if args.hnsw:
         reset_peak()
         hnsw_build, hnsw = timed(lambda: _hnsw(faiss, db))
-        for ef in (16, 32, 64, 128):
+        for ef in (100, 200, 400, 800):
             hnsw.hnsw.efSearch = ef
             s, (d, i) = timed(partial(hnsw.search, queries, K))
-            rows.append((f"IndexBinaryHNSW M=16 efSearch={ef}", hnsw_build, s, status_mb("VmHWM"),
-                         tie_aware_recall(d, ours.distances), id_recall(i, ours.ids)))
+            row(f"IndexBinaryHNSW M=16 efSearch={ef}", hnsw_build, s, status_mb("VmHWM"),
+                tie_aware_recall(d, ours.distances), id_recall(i, ours.ids))
         hnsw = None
 
-    print(f"\n  {'index':<52s} {'build s':>8s} {'search s':>9s} {'QPS':>8s} {'x exact':>8s} {'peak GB':>8s} "
-          f"{'recall@100':>10s} {'id overlap':>10s}")
-    for name, build, s, peak, rec, idr in rows:
-        print(f"  {name:<52s} {build:8.1f} {s:9.2f} {args.queries / s:8.0f} {exact_s / s:8.1f} {peak / 1024:8.2f} "
-              f"{rec:10.4f} {idr:10.4f}")
     print(f"  ours / FAISS IndexBinaryFlat = {ours_s / flat_s:.3f} (exact, same distances: {same})")
     approx = [r for r in rows[2:] if r[4] >= 0.95]
     best = min(approx, key=lambda r: r[2]) if approx else max(rows[2:], key=lambda r: r[4])
     speedup, memory = exact_s / best[2], best[3] / 1024
+    print(f"  {best[0]}: {speedup:.1f}x our exact search, {flat_s / best[2]:.1f}x IndexBinaryFlat")
     targets += [("an approximate index at recall@100 >= 0.95", bool(approx)),
-                (f"... answering >= 10x faster than exact ({best[0]}: {speedup:.1f}x)", bool(approx) and speedup >= 10),
+                (f"... answering >= 10x faster than exact (the faster exact search; {best[0]}: {speedup:.1f}x)",
+                 bool(approx) and speedup >= 10),
                 (f"... memory <= 2 GB (peak {memory:.2f} GB)", memory <= 2.0),
                 ("exact: ours and IndexBinaryFlat give the same distances", same)]
     print("\nTargets:")
