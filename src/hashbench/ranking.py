@@ -4,11 +4,14 @@ The stable ranking of a database by Hamming distance (ties broken by ascending d
 sort, because distances are small integers 0..bits. Per query the kernel makes two passes over the database:
 
 1. key[i] = 2·popcount(q XOR x_i) + rel_i (rel_i: the query and item share a label; 0 when no labels are given),
-   and a histogram of the keys. The histogram alone gives, for every distance d, how many items lie at d and how
-   many of those are relevant, so where each distance's items start in the stable ranking.
-2. a scan in database order that hands each item with a distance up to the needed threshold its rank,
-   start[d] + (items of distance d seen so far): the first ``depth`` ranks are written out (ids and keys), and the
-   relevant count among the first N items is recorded for every requested cut-off N (``cuts``).
+   and a histogram of the keys per tile of TILE items. Summed, the histograms give for every distance d how many
+   items lie at d and how many of those are relevant, so where each distance's items start in the stable ranking.
+2. a scan in database order that hands each item whose distance is at most that of rank ``depth`` its rank,
+   start[d] + (items of distance d seen so far): the first ``depth`` ranks are written out (ids and keys).
+
+The relevant count among the first N items, for every requested cut-off N (``cuts``), comes from the ranked prefix
+when N <= depth, else from the whole distances before N's plus a scan of the one tile where N's distance reaches
+its N-th item (the tile histograms say which).
 
 With ``topk`` > 0 the kernel also returns AP@topk (Σ_{k≤K} P@k·rel_k, summed in numpy's pairwise order over the
 rank-ordered terms, so it equals ``np.sum`` of those terms bit for bit), the hits in the top K and, when
@@ -276,6 +279,8 @@ def hamming_rank(qw, dw, qm, dm, bits, *, depth, cuts=(), topk=0, want_ids=False
     nkeys = 2 * bits + 2
     kdt = key_dtype(bits)
     cuts = np.asarray(cuts, np.int64)
+    if not 0 <= topk <= depth <= n or (len(cuts) and (cuts.min() < 1 or cuts.max() > n or (np.diff(cuts) < 0).any())):
+        raise ValueError(f"hamming_rank: topk {topk} <= depth {depth} <= n {n} and ascending cuts in 1..n needed")
     nt = min(threads(workers), max(nq, 1))
     out = {"hist": np.zeros((nq, nkeys), np.int64), "grid_rel": np.zeros((nq, len(cuts)), np.int64),
            "ids": np.zeros((nq, depth if want_ids else 0), np.int64),
