@@ -41,11 +41,12 @@ def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: 
     return data
 
 
-def save_model(method: Method) -> None:
+def save_model(method: Method, preset: str | None = None) -> None:
+    """models/model.pt (weights) and models/model.json (method, bits, seed, the paper preset named, params)."""
     MODEL.parent.mkdir(parents=True, exist_ok=True)
     torch.save(method.state_dict(), MODEL)
     info = method.info
-    meta = {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params,
+    meta = {"method": method.name, "bits": method.bits, "seed": method.seed, "preset": preset, "params": method.params,
             "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
                         "modalities": sorted(info.modalities), "text_dim": info.text_dim}}
     MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
