@@ -9,7 +9,10 @@ import sys
 from .errors import HashbenchError
 
 # modules that each define register(subparsers): one line per command group
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "hashbench.table_cli",
+    "hashbench.preset_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
