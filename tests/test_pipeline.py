@@ -152,3 +152,70 @@ def test_stages_on_a_real_format_dataset(tmp_path, mirflickr_archives, method):
     key = {"djsrh": "map@50", "hyp2": "map@5000"}[method]  # the paper protocols' keys
     assert all(0 <= v <= 1 for v in metrics[key].values()) and ("t2i" in metrics[key]) == (method == "djsrh")
     assert (tmp_path / "plots/images/ranked.png").stat().st_size > 1000
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+                  "--disable-component-update --disable-sync")
+
+
+def test_plots_page_works_offline(repo, tmp_path):
+    """`dvc plots show` uses the repository's offline template (.dvc/config): no script from the network, and in
+    headless Chromium (when installed) every line plot is drawn as SVG."""
+    import re
+
+    run("dvc plots show", repo)
+    page = (repo / "dvc_plots/index.html").read_text()
+    assert "<script src" not in page and "cdn." not in page and "vegaEmbed('#plots_pr_i2i_json'" in page
+    n_plots = len(re.findall(r"vegaEmbed\('#", page))
+    assert n_plots == 3  # loss, pr/i2i, precision_at_n/i2i
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: the page's drawing was not checked")
+    url = (repo / "dvc_plots/index.html").as_uri()
+    dom = run(f"{CHROMIUM} {CHROMIUM_FLAGS} --user-data-dir={tmp_path / 'a'} --dump-dom {url}", repo).stdout
+    assert dom.count("<polyline") == n_plots and dom.count('class="hb-plot"') == n_plots
+    assert 'class="hb-note">' not in dom  # no plot fell back to "cannot draw"
+    shot = tmp_path / "page.png"
+    run(f"{CHROMIUM} {CHROMIUM_FLAGS} --user-data-dir={tmp_path / 'b'} --window-size=1200,1600 "
+        f"--screenshot={shot} {url}", repo)
+    assert shot.stat().st_size > 20_000
+
+
+TINY_TABLE = """
+title: "a tiny table for the end-to-end test"
+paper: "none"
+source: "made up for the test"
+protocol: {topk: all, zero: count}
+embedded: mnist5k
+digits: 3
+bits: [16, 32]
+groups:
+  - {id: cub, dataset: cub200, label: "CUB"}
+rows:
+  - {id: lsh, label: "LSH", method: lsh, reported: {cub: [0.1, null]}}
+  - {id: other, label: "other", reported: {cub: [0.2, 0.3]}}
+"""
+
+
+def test_table_run_and_show_end_to_end(repo):
+    """hashbench table run --embedded queues named experiments through DVC and runs them; table show collects them
+    into Markdown, PNG and JSON with ours beside the reported numbers."""
+    import json
+
+    (repo / "tables/tiny.yaml").write_text(TINY_TABLE)
+    try:
+        out = run("python -m hashbench table run tiny --embedded --seeds 1 --wait", repo).stdout
+        assert "2 queued, 0 already there, 0 skipped" in out
+        again = run("python -m hashbench table run tiny --embedded --seeds 1", repo).stdout
+        assert "0 queued, 2 already there" in again
+        shown = run("python -m hashbench table show tiny --embedded --out results", repo).stdout
+        lsh = next(line for line in shown.splitlines() if line.startswith("| LSH"))
+        cells = [c.strip() for c in lsh.strip("|").split("|")]
+        assert cells[2].endswith("(n=1)") and cells[3] == "0.100" and cells[4].endswith("(n=1)")
+        assert cells[5] == "unknown"
+        assert "| other | as printed | — | 0.200 | — | 0.300 |" in shown
+        record = json.loads((repo / "results/tiny-embedded.json").read_text())["cells"][0]
+        assert record["ours"]["experiments"] == ["tiny-emb-lsh-mnist5k-16-kall-s0"] and record["metric"] == "map@all"
+        assert (repo / "results/tiny-embedded.png").stat().st_size > 10_000
+    finally:
+        (repo / "tables/tiny.yaml").unlink()

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .config import read_mapping
 from .errors import HashbenchError
 
 FOLDER = Path("presets")
@@ -33,16 +32,6 @@ class Preset:
         return {"method": self.method, "dataset": self.dataset, "preset": self.name, **self.params}
 
 
-def _read_yaml(path: Path, what: str) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise HashbenchError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise HashbenchError(f"{path}: a {what} must be a mapping")
-    return data
-
-
 def names(folder: Path = FOLDER) -> list[str]:
     if not folder.is_dir():
         raise HashbenchError(f"{folder}/: not found; run hashbench from the repository root")
@@ -53,7 +42,7 @@ def load(name: str, folder: Path = FOLDER) -> Preset:
     path = folder / f"{name}.yaml"
     if not path.is_file():
         raise HashbenchError(f"preset: {name!r} is not allowed; use one of {', '.join(names(folder))}")
-    data = _read_yaml(path, "preset")
+    data = read_mapping(path, "a preset must be a mapping")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise HashbenchError(f"{path}: unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import presets
+from .config import read_mapping
 from .errors import HashbenchError
 from .protocol import ZERO_POLICIES, map_key
 
@@ -125,7 +126,7 @@ def load(name: str, folder: Path = FOLDER) -> Table:
     path = folder / f"{name}.yaml"
     if not path.is_file():
         raise HashbenchError(f"table: {name!r} is not allowed; use one of {', '.join(names(folder))}")
-    data = presets._read_yaml(path, "table spec")
+    data = read_mapping(path, "a table spec must be a mapping")
     _fields(path, "the spec", data, TABLE_FIELDS)
     for key in ("title", "paper", "source", "embedded"):
         if not isinstance(data.get(key), str) or not data[key]:
