@@ -211,3 +211,14 @@ def test_parse_show_reads_names_states_params_and_metrics():
     runs = table_runs.parse_show(rows)
     assert runs["t-a-s0"].params == {"bits": 16} and runs["t-a-s0"].metrics == {"map@50": {}}
     assert runs["t-b-s0"].state == "failed"
+
+
+def test_preset_run_writes_every_value_and_a_later_value_wins(capsys):
+    from hashbench.cli import main
+
+    assert main(["preset", "run", "dnnh-cub200", "--dry-run", "-S", "dnnh.epochs=10"]) == 0
+    cmd = capsys.readouterr().out.split()
+    assert cmd[:3] == ["dvc", "exp", "run"] and "preset=dnnh-cub200" in cmd and "dnnh.lr=0.001" in cmd
+    assert "dnnh.epochs=10" in cmd and "dnnh.epochs=4001" not in cmd
+    assert main(["preset", "run", "hyp2-voc2007", "--dry-run"]) == 2
+    assert "needs hyp2.backbone" in capsys.readouterr().err

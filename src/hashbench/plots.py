@@ -2,6 +2,8 @@
 of the database codes, and a paper table's mAP against bits (ours beside the reported numbers)."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -115,5 +117,7 @@ def table_panels(panels: list[dict], title: str, path) -> None:
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"{title}\nsolid: ours (mean ± std over seeds), dashed: the paper", fontsize=9)
+    width = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(title, int(width * 13)) + "\nsolid: ours (mean ± std over seeds), dashed: the paper",
+                 fontsize=9)
     _save(fig, path)

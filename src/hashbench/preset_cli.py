@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import yaml
+
 from . import experiment, presets
 from .errors import HashbenchError
 
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                      help="a further override, after the preset's (as dvc exp run -S)")
     run.add_argument("--queue", action="store_true", help="queue it instead of running it now")
-    run.add_argument("--name", help="the experiment's name")
+    run.add_argument("--exp-name", help="the experiment's name (dvc exp run --name)")
     run.add_argument("--dry-run", action="store_true", help="print the dvc command instead of running it")
     run.set_defaults(run=run_preset)
 
@@ -55,10 +57,14 @@ def run_preset(args) -> None:
     if p.blocking:
         raise HashbenchError(f"preset {p.name}: needs {', '.join(p.blocking)}, which hashbench lacks yet; "
                              f"a run now would measure something else")
-    cmd = ["dvc", "exp", "run", *(["--queue"] if args.queue else []), *(["--name", args.name] if args.name else [])]
-    cmd += experiment.dvc_args(p.overrides())
-    for item in args.set_param:
-        cmd += ["-S", item]
+    overrides = p.overrides()
+    for item in args.set_param:  # a later value of the same key replaces the preset's (one -S per key for DVC)
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HashbenchError(f"-S {item!r}: use KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    cmd = ["dvc", "exp", "run", *(["--queue"] if args.queue else []),
+           *(["--name", args.exp_name] if args.exp_name else []), *experiment.dvc_args(overrides)]
     if args.dry_run:
         print(" ".join(cmd))
         return None
