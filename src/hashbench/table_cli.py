@@ -65,7 +65,7 @@ def show_table(args) -> None:
     seeds = max((r["ours"]["n"] for r in records), default=0) or 3
     flag = " --embedded" if args.embedded else ""
     command = (f"hashbench table run {table.name}{flag} --seeds {seeds} --wait && "
-               f"hashbench table show {table.name}{flag}")
+               f"hashbench table show {table.name}{flag}{' -A' if args.all_commits else ''}")
     stem = args.out / f"{table.name}{'-embedded' if args.embedded else ''}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     text = table_report.markdown(table, records, args.embedded, command)
