@@ -1,6 +1,7 @@
 """evaluate: label-based retrieval metrics with the one evaluator, per retrieval direction. Reads params: evaluate.
 
 `evaluate.protocol: paper` uses the method's paper protocol (K, zero-relevant policy, directions) where it has one,
+with K and the zero policy of the paper preset for this dataset (presets/<method>-<dataset>.yaml) where one exists,
 otherwise the block's own topk/zero. Writes metrics/eval.json (keys named after their protocol, e.g. `map@50`,
 `map@5000_skip`, `map@all`; see hashbench.protocol), plots/pr/<direction>.json and plots/precision_at_n/<direction>.json
 (one file per curve, so `dvc plots` draws each). The precision-recall points over Hamming radii leave out the radii
@@ -10,11 +11,12 @@ nothing about the codes); at the other radii an empty retrieved set counts preci
 import json
 from pathlib import Path
 
+from hashbench import presets
 from hashbench.config import load_params, validate
 from hashbench.data import open_dataset
 from hashbench.evaluation import evaluate_aqd, evaluate_hamming
 from hashbench.pipeline import read_codes
-from hashbench.protocol import SCHEMA, map_key, radius_key, resolve
+from hashbench.protocol import SCHEMA, map_key, paper, radius_key, resolve
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
@@ -29,7 +31,8 @@ def pr_rows(pr: dict, x: str) -> list[dict]:
 def main():
     p = validate("evaluate", load_params().get("evaluate"), SCHEMA)
     attrs, codes = read_codes(Path("data/codes.h5"))
-    topk, zero, wanted = resolve(p, attrs["preset"])
+    dataset_preset = presets.find(attrs["method"], attrs["dataset"])
+    topk, zero, wanted = resolve(p, paper(attrs["preset"], dataset_preset.params if dataset_preset else None))
     directions = {d: attrs["directions"][d] for d in (wanted or attrs["directions"])}
     split = load_split("data/split")
     with open_dataset("data/raw") as dataset:

@@ -222,3 +222,13 @@ def test_preset_run_writes_every_value_and_a_later_value_wins(capsys):
     assert "dnnh.epochs=10" in cmd and "dnnh.epochs=4001" not in cmd
     assert main(["preset", "run", "hyp2-voc2007", "--dry-run"]) == 2
     assert "needs hyp2.backbone" in capsys.readouterr().err
+
+
+def test_paper_protocol_takes_the_datasets_depth_from_its_preset():
+    from hashbench.protocol import paper
+
+    hyp2 = {"topk": 5000, "zero": "count"}
+    assert paper(hyp2, presets.load("hyp2-mirflickr25k").params) == {"topk": 1000, "zero": "count"}
+    assert paper(hyp2, presets.load("hyp2-voc2012").params)["topk"] == 5717
+    assert paper(hyp2, None) == hyp2
+    assert paper({"topk": "all", "zero": "count"}, presets.load("dnnh-cub200").params)["topk"] == "all"

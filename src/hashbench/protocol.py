@@ -35,6 +35,17 @@ def radius_key(radius: int) -> str:
     return f"precision@radius{int(radius)}"
 
 
+def paper(method_preset: dict, dataset_preset_params: dict | None) -> dict:
+    """The paper protocol of a run: the method's (its class `preset`), with K and the zero policy of the paper preset
+    for this dataset where one exists (e.g. HyP²: mAP@1000 on MIRFlickr, @5000 on NUS-WIDE, @5011 / @5717 on VOC)."""
+    out = dict(method_preset)
+    for key in ("topk", "zero"):
+        if dataset_preset_params and f"evaluate.{key}" in dataset_preset_params:
+            value = dataset_preset_params[f"evaluate.{key}"]
+            out[key] = "all" if value is None and key == "topk" else value
+    return out
+
+
 def resolve(params: dict, preset: dict) -> tuple:
     """(topk, zero, directions or None) of a run: the method's paper preset under `protocol: paper` (falling back
     to the block's own keys where the preset has none), else the block's topk/zero and every direction."""
