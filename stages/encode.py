@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hashbench.config import load_params
 from hashbench.data import open_dataset
-from hashbench.pipeline import load_model, write_codes
+from hashbench.pipeline import MODEL_META, load_model, read_model_meta, write_codes
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
@@ -17,6 +19,7 @@ CHUNK = 4096  # items read and encoded at a time: bounds memory for image-path s
 
 
 def main():
+    check_run_matches(read_model_meta(), load_params(), str(MODEL_META))
     method = load_model()
     split = load_split("data/split")
     codes = {}

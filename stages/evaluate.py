@@ -13,14 +13,16 @@ from pathlib import Path
 
 from hashbench import presets
 from hashbench.config import load_params, validate
-from hashbench.data import open_dataset
+from hashbench.data import atomic_write_json, atomic_write_text, open_dataset
 from hashbench.evaluation import evaluate_aqd, evaluate_hamming
 from hashbench.pipeline import read_codes
 from hashbench.protocol import SCHEMA, map_key, paper, radius_key, resolve
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
 OUTS = ["metrics/eval.json", "plots/pr", "plots/precision_at_n"]
+CODES = Path("data/codes.h5")
 
 
 def pr_rows(pr: dict, x: str) -> list[dict]:
@@ -30,16 +32,19 @@ def pr_rows(pr: dict, x: str) -> list[dict]:
 
 def main():
     p = validate("evaluate", load_params().get("evaluate"), SCHEMA)
-    attrs, codes = read_codes(Path("data/codes.h5"))
+    attrs, codes = read_codes(CODES)
+    check_run_matches(attrs.get("run", {}), load_params(), str(CODES))
     dataset_preset = presets.find(attrs["method"], attrs["dataset"])
     topk, zero, wanted = resolve(p, paper(attrs["preset"], dataset_preset.params if dataset_preset else None))
     directions = {d: attrs["directions"][d] for d in (wanted or attrs["directions"])}
     split = load_split("data/split")
     with open_dataset("data/raw") as dataset:
         query_labels, db_labels = dataset.labels(split["query"]), dataset.labels(split["database"])
+    used_k = "all" if topk is None or topk >= len(db_labels) else topk  # the K actually used
+    # the key names the protocol asked for (a K beyond the database is the whole ranking, recorded in `topk`)
     key, key_all, key_radius = map_key(topk, zero), map_key(None, "count"), radius_key(p["radius"])
     metrics = {"method": attrs["method"], "bits": int(attrs["bits"]), "dataset": attrs["dataset"],
-               "topk": topk if topk is not None else "all", "zero": zero, "ties": "stable", "norm": "retrieved",
+               "topk": used_k, "zero": zero, "ties": "stable", "norm": "retrieved",
                "n_query": len(query_labels), "n_database": len(db_labels),
                key: {}, key_all: {}, key_radius: {}, "n_query_scored": {}}
     for folder in ("plots/pr", "plots/precision_at_n"):
@@ -59,15 +64,16 @@ def main():
         metrics[key][name] = result["map"]  # after map_all: with K = all and zero = count they are one number
         metrics["n_query_scored"][name] = result["n_query_scored"]
         pn = result["precision_at_n"]
-        Path(f"plots/pr/{name}.json").write_text(json.dumps(pr_rows(result["pr"], x), indent=1) + "\n")
-        Path(f"plots/precision_at_n/{name}.json").write_text(
-            json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1) + "\n")
+        atomic_write_text(f"plots/pr/{name}.json", json.dumps(pr_rows(result["pr"], x), indent=1) + "\n")
+        atomic_write_text(f"plots/precision_at_n/{name}.json",
+                          json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1)
+                          + "\n")
     for name in (key_all, key_radius):
         if not metrics[name]:
             del metrics[name]
     if key_radius in metrics:
         metrics["radius"] = p["radius"]
-    Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json("metrics/eval.json", metrics)
 
 
 if __name__ == "__main__":

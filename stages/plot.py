@@ -19,12 +19,14 @@ from hashbench.config import Param, load_params, validate
 from hashbench.data import open_dataset
 from hashbench.pipeline import read_codes
 from hashbench.quantization import reconstruct
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
 SCHEMA = {"queries": Param(6, int, ge=1, le=50), "top": Param(10, int, ge=1, le=30),
           "tsne_points": Param(1000, int, ge=0, le=20000)}
 OUT = Path("plots/images")
+CODES = Path("data/codes.h5")
 PR_CAPTION = ("Precision and recall are averaged over queries; over Hamming radii a query that retrieves nothing "
               "within the radius counts precision 0, and radii at which no query retrieves anything are left out.")
 
@@ -68,7 +70,8 @@ def tsne_map(attrs, codes, labels, n_points: int, title: str, path) -> None:
 
 def main():
     p = validate("plot", load_params().get("plot"), SCHEMA)
-    attrs, codes = read_codes(Path("data/codes.h5"))
+    attrs, codes = read_codes(CODES)
+    check_run_matches(attrs.get("run", {}), load_params(), str(CODES))
     run = f"{attrs['method']}, {int(attrs['bits'])} bits, {attrs['dataset']}"
     OUT.mkdir(parents=True, exist_ok=True)
     plots.curve_panels(read_curves("plots/pr"), "recall", "precision", "precision-recall", run, OUT / "pr.png",

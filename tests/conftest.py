@@ -1,6 +1,9 @@
 """Shared fixtures: the embedded datasets generated once per test session into a temporary folder, and miniature
 copies of real archives."""
+import functools
+import http.server
 import io
+import threading
 import zipfile
 
 import numpy as np
@@ -32,6 +35,21 @@ def mnist5k(tmp_path_factory):
 def mnist5k_tags(tmp_path_factory):
     """(Dataset, split) of the multi-label embedded set with tags and text."""
     return _made(tmp_path_factory, "mnist5k-tags")
+
+
+def _image_text_pairs(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    images = np.clip(128 + 40 * (z @ rng.standard_normal((2, 6))) + 10 * rng.standard_normal((n, 6)), 0, 255)
+    texts = np.maximum(0, z @ rng.standard_normal((2, 4)) + 0.3 * rng.standard_normal((n, 4))).astype(np.float32)
+    return images.astype(np.uint8).reshape(n, 2, 3, 1), texts
+
+
+@pytest.fixture
+def image_text_pairs():
+    """pairs(n=80, seed=0) -> images (n, 2, 3, 1) uint8 and 4-word texts (n, 4) float32 sharing a 2-d latent
+    signal plus noise: a tiny cross-modal train set."""
+    return _image_text_pairs
 
 
 class LabelFreeTrainSet(TrainSet):
@@ -83,3 +101,34 @@ def mirflickr_archives():
         (folder / "mirflickr25k_annotations_v080.zip").write_bytes(buf.getvalue())
 
     return build
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.server.paths.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """Serve tmp_path/www on 127.0.0.1 (ephemeral port) from a thread; yields (base_url, www, requested paths)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(www)))
+    httpd.paths = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www, httpd.paths
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert len(httpd.paths) <= 10  # bounded request count per test
+

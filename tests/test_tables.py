@@ -112,12 +112,14 @@ def test_presets_fix_the_known_gaps():
     assert presets.load("gpq-cifar10").pending["gpq.weights"].endswith("ImageNet_pretrained.mat")
     wsdhq = presets.load("wsdhq-nuswide")
     assert wsdhq.params["wsdhq.lr"] == 0.0003 and wsdhq.params["wsdhq.lr_step"] == 300
-    assert wsdhq.pending["wsdhq.iterations"] == 1500 and wsdhq.pending["tags.vocabulary"] == "tag_list_1k"
-    assert presets.load("wsdhq-mirflickr25k").pending["tags.vocabulary"] == "common_tags"
-    betas = {d: presets.load(f"djsrh-{d}").params["djsrh.beta"] for d in ("wiki", "mirflickr25k", "nuswide")}
-    assert betas == {"wiki": 0.3, "mirflickr25k": 0.9, "nuswide": 0.6}
-    assert presets.load("djsrh-nuswide").params["djsrh.feature_source"] == "backbone"
-    assert presets.load("djsrh-wiki").pending["djsrh.image_trainable"] == "classifier"
+    assert wsdhq.pending["wsdhq.iterations"] == 1500 and wsdhq.params["tags.source"] == "official"
+    assert presets.load("wsdhq-mirflickr25k").params["mirflickr25k.split"] == {"protocol": "lists", "format": "wsdhq"}
+    betas = {d: presets.load(f"djsrh-{d}").params["djsrh.beta"] for d in ("wikipedia", "mirflickr25k-dcmh",
+                                                                            "nuswide-tc10")}
+    assert betas == {"wikipedia": 0.3, "mirflickr25k-dcmh": 0.9, "nuswide-tc10": 0.6}
+    assert presets.load("djsrh-nuswide-tc10").params["djsrh.feature_source"] == "backbone"
+    assert presets.load("djsrh-wikipedia").pending["djsrh.image_trainable"] == "classifier"
+    assert presets.load("hyp2-mirflickr25k").params["mirflickr25k.subset"] == "labelled"
 
 
 def test_loader_refuses_bad_specs(tmp_path):
@@ -146,8 +148,12 @@ def test_preset_loader_requires_a_source_per_value(tmp_path):
 
 
 def test_dvc_args_are_yaml_scalars():
-    args = experiment.dvc_args({"a.b": None, "c": True, "d": 0.0001, "e": "image", "f": 64})
-    assert args == ["-S", "a.b=null", "-S", "c=true", "-S", "d=0.0001", "-S", "e=image", "-S", "f=64"]
+    base = {"a": {"b": 1}, "c": False, "d": 1.0, "e": "x", "f": 1, "s": {"split": {"protocol": "quota", "q": 100}}}
+    args = experiment.dvc_args({"a.b": None, "c": True, "d": 0.0001, "e": "image", "f": 64, "g": 2}, base)
+    assert args == ["-S", "a.b=null", "-S", "c=true", "-S", "d=0.0001", "-S", "e=image", "-S", "f=64", "-S", "+g=2"]
+    block = experiment.dvc_args({"s.split": {"protocol": "lists", "format": "wsdhq"}}, base)
+    assert block == ["-S", "~s.split.q", "-S", "s.split.protocol=lists", "-S", "+s.split.format=wsdhq"]
+    assert experiment.apply(base, {"s.split": {"protocol": "lists"}})["s"]["split"] == {"protocol": "lists"}
     assert experiment.apply({"x": {"y": 1}}, {"x.z": 2, "w.v": 3}) == {"x": {"y": 1, "z": 2}, "w": {"v": 3}}
 
 

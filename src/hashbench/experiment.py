@@ -13,7 +13,8 @@ from .errors import HashbenchError
 
 
 def apply(params: dict, overrides: dict[str, Any]) -> dict:
-    """A copy of `params` with each dotted key (`djsrh.eta`, `mirflickr25k.split.n_query`) set."""
+    """A copy of `params` with each dotted key (`djsrh.eta`, `mirflickr25k.split.n_query`) set; a mapping value
+    replaces the whole block at its key."""
     out = copy.deepcopy(params)
     for key, value in overrides.items():
         *path, leaf = key.split(".")
@@ -45,24 +46,48 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def dvc_args(overrides: dict[str, Any]) -> list[str]:
-    """`-S key=value` arguments for `dvc exp run`, values written as YAML scalars."""
+def dvc_args(overrides: dict[str, Any], base: dict) -> list[str]:
+    """`-S` arguments for `dvc exp run` that turn params.yaml (`base`) into `apply(base, overrides)`. Values are
+    written as YAML scalars; a key params.yaml lacks gets DVC's `+` (add) prefix; a mapping value replaces the whole
+    block: its keys are set one by one and the block's other keys are removed with `~` (e.g. a split protocol
+    switched from quota to lists, whose keys differ)."""
     args = []
     for key, value in overrides.items():
-        if isinstance(value, (dict, list)):
-            raise HashbenchError(f"{key}: {value!r} is not allowed as an override; use a single value")
-        text = yaml.safe_dump(value, default_flow_style=True).strip()
-        if text.endswith("\n..."):
-            text = text[: -len("\n...")]
-        args += ["-S", f"{key}={text}"]
+        if isinstance(value, dict):
+            try:
+                old = lookup(base, key)
+            except KeyError:
+                old = {}
+            args += [a for sub in (old if isinstance(old, dict) else {}) if sub not in value
+                     for a in ("-S", f"~{key}.{sub}")]
+            for sub, item in value.items():
+                args += _scalar_arg(f"{key}.{sub}", item, base)
+        else:
+            args += _scalar_arg(key, value, base)
     return args
+
+
+def _scalar_arg(key: str, value: Any, base: dict) -> list[str]:
+    if isinstance(value, (dict, list)):
+        raise HashbenchError(f"{key}: {value!r} is not allowed as an override; use a single value or a flat mapping")
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    try:
+        lookup(base, key)
+        prefix = ""
+    except KeyError:
+        prefix = "+"
+    return ["-S", f"{prefix}{key}={text}"]
 
 
 def check(params: dict, pending_methods=(), pending_datasets=()) -> str | None:
     """Raise HashbenchError (one line) if the stages would refuse this config; return the name of a pending
     method or dataset when the config cannot be checked further because it is not in this version yet."""
-    from . import catalog, protocol, tags
+    from . import protocol, tags
     from .config import Param, require, validate
+    from .datasets import REGISTRY as DATASETS
+    from .datasets import check_dataset_name, dataset_block
     from .methods import REGISTRY, DatasetInfo
 
     method_name, dataset_name = params.get("method"), params.get("dataset")
@@ -77,13 +102,13 @@ def check(params: dict, pending_methods=(), pending_datasets=()) -> str | None:
     validate(method.name, params.get(method.name), method.schema)
     validate("evaluate", params.get("evaluate"), protocol.SCHEMA)
     tags.validate_params(params.get("tags"))
-    if dataset_name not in catalog.DATASETS:
+    if dataset_name not in DATASETS:
         if dataset_name in pending_datasets:
             return f"dataset {dataset_name}"
-        catalog.check_dataset_name(dataset_name)
-    block = catalog.dataset_block(dataset_name, params.get(dataset_name))
+        check_dataset_name(dataset_name)
+    block = dataset_block(dataset_name, params.get(dataset_name))
     if "unlabeled" in method.needs and not block["split"].get("labeled_unlabeled"):
         raise HashbenchError(f"{dataset_name}.split.labeled_unlabeled: method {method.name} needs the split's "
                              f"unlabeled part; set it to true")
-    method.check_dataset(DatasetInfo(dataset_name, (), 0, catalog.DATASETS[dataset_name]))
+    method.check_dataset(DatasetInfo(dataset_name, (), 0, frozenset(DATASETS[dataset_name].modalities)))
     return None

@@ -2,13 +2,10 @@
 AlexNet, ResNet-18 and VGG-16 with ImageNet weights.
 
 A backbone takes uint8 images (N, H, W, C) through `prepare` (to float, resize, normalise) and returns features
-(N, feature_dim). ImageNet weights come through torchvision's weights API; when they cannot be downloaded the error
-names the file and the folder to place it in.
+(N, feature_dim). ImageNet weights are the files of torchvision's weights API, verified by their full sha256 and read
+without unpickling (``hashbench.weights``); when they cannot be downloaded the error names the file and the folder.
 """
 from __future__ import annotations
-
-import os
-import urllib.error
 
 import numpy as np
 import torch
@@ -16,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import HashbenchError
+from .weights import load_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,7 +78,7 @@ def _torchvision_model(name: str, pretrained: bool):
                "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1}[name]
     model = getattr(tvm, name)(weights=None)
     if pretrained:
-        model.load_state_dict(load_imagenet_weights(weights))
+        model.load_state_dict(load_state_dict(weights.url))
     if name == "resnet18":
         feature_dim = model.fc.in_features
         model.fc = nn.Identity()
@@ -88,21 +86,6 @@ def _torchvision_model(name: str, pretrained: bool):
         feature_dim = model.classifier[-1].in_features
         model.classifier = nn.Sequential(*list(model.classifier.children())[:-1])
     return model, feature_dim
-
-
-def weights_cache_dir() -> str:
-    return os.path.join(torch.hub.get_dir(), "checkpoints")
-
-
-def load_imagenet_weights(weights) -> dict:
-    """State dict from torchvision's cache, downloading it once; a one-line error when that is impossible."""
-    filename = os.path.basename(weights.url)
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as err:
-        raise HashbenchError(
-            f"ImageNet weights {filename} could not be downloaded ({type(err).__name__}); place the file from "
-            f"{weights.url} in {weights_cache_dir()} (set TORCH_HOME to use another cache folder)") from None
 
 
 class Backbone(nn.Module):

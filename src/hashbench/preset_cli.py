@@ -7,6 +7,7 @@ import subprocess
 import yaml
 
 from . import experiment, presets
+from .config import load_params
 from .errors import HashbenchError
 
 
@@ -40,7 +41,8 @@ def show_preset(args) -> None:
     width = max(len(k) for k in (*p.params, *p.pending))
     print("applied (-S):")
     for key, value in p.params.items():
-        print(f"  {key:{width}} = {experiment.dvc_args({key: value})[1].split('=', 1)[1]:14} {p.sources[key]}")
+        shown = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+        print(f"  {key:{width}} = {shown:14} {p.sources[key]}")
     if p.pending:
         print("pending (keys proposed for the shared trainer; not applied):")
         for key, value in p.pending.items():
@@ -64,7 +66,7 @@ def run_preset(args) -> None:
             raise HashbenchError(f"-S {item!r}: use KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
     cmd = ["dvc", "exp", "run", *(["--queue"] if args.queue else []),
-           *(["--name", args.exp_name] if args.exp_name else []), *experiment.dvc_args(overrides)]
+           *(["--name", args.exp_name] if args.exp_name else []), *experiment.dvc_args(overrides, load_params())]
     if args.dry_run:
         print(" ".join(cmd))
         return None

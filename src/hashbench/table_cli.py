@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import table_report, table_runs, tables
+from .config import load_params
 
 OUT = Path("results/tables")
 
@@ -48,7 +49,7 @@ def run_table(args) -> None:
     exps = tables.experiments(table, args.embedded)
     for reason in sorted({e.skip for e in exps if e.skip}):
         print(f"skipped: {reason}")
-    counts = table_runs.queue(exps, args.seeds, dry_run=args.dry_run, all_commits=args.all_commits)
+    counts = table_runs.queue(exps, args.seeds, load_params(), dry_run=args.dry_run, all_commits=args.all_commits)
     print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" ({len(exps)} configs x {args.seeds} seeds)")
     if not args.dry_run and (args.start or args.wait):
         table_runs.start(args.jobs, wait=args.wait)

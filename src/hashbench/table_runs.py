@@ -57,8 +57,9 @@ def parse_show(rows: list) -> dict[str, Run]:
     return runs
 
 
-def queue(exps: list[Experiment], seeds: int, dry_run=False, all_commits=False) -> dict[str, int]:
-    """Queue every runnable experiment and seed that DVC does not know yet; returns counts by outcome."""
+def queue(exps: list[Experiment], seeds: int, base: dict, dry_run=False, all_commits=False) -> dict[str, int]:
+    """Queue every runnable experiment and seed that DVC does not know yet (`-S` overrides on `base`, the
+    workspace's params.yaml); returns counts by outcome."""
     counts = {"queued": 0, "already there": 0, "skipped": 0}
     known = {} if dry_run else existing(all_commits)
     for exp in exps:
@@ -70,7 +71,7 @@ def queue(exps: list[Experiment], seeds: int, dry_run=False, all_commits=False) 
             if name in known and known[name].state != "failed":
                 counts["already there"] += 1
                 continue
-            args = ["exp", "run", "--queue", "--name", name, *experiment.dvc_args({**exp.overrides, "seed": seed})]
+            args = ["exp", "run", "--queue", "--name", name, *experiment.dvc_args({**exp.overrides, "seed": seed}, base)]
             if dry_run:
                 print("dvc " + " ".join(_quote(a) for a in args))
             else:
