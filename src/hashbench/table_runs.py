@@ -31,7 +31,8 @@ def _dvc(args: list[str], capture=True) -> str:
         raise HashbenchError("dvc: not found on PATH; activate the project's venv (source .venv/bin/activate)")
     proc = subprocess.run(["dvc", *args], capture_output=capture, text=True)
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout or "").strip().splitlines() if capture else []
+        lines = (proc.stderr or proc.stdout or "").strip().splitlines() if capture else []
+        detail = [line for line in lines if line.startswith("ERROR")] or lines  # not DVC's "Having any troubles?"
         raise HashbenchError(f"dvc {' '.join(args[:3])} failed: {detail[-1] if detail else f'exit {proc.returncode}'}")
     return proc.stdout if capture else ""
 
