@@ -11,11 +11,13 @@ from .errors import HashbenchError
 # modules that each define register(subparsers): one line per command group
 COMMAND_MODULES: tuple[str, ...] = (
     "hashbench.search_cli",  # encode, search, export-faiss
+    "hashbench.table_cli",  # table list, run, show
+    "hashbench.preset_cli",  # preset list, show, run
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hashbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hashbench", description="Use trained models (encode, search, FAISS export) and reproduce the papers' tables.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -97,13 +97,18 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.is_file():
         raise HashbenchError(f"{path}: file not found; run the stage from the repository root")
+    return read_mapping(path, "must be a mapping of top-level keys")
+
+
+def read_mapping(path: Path, shape: str) -> dict:
+    """A YAML file that must hold a mapping; one-line errors naming the file (`shape` says what it must be)."""
     try:
-        params = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise HashbenchError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise HashbenchError(f"{path}: must be a mapping of top-level keys")
-    return params
+    if not isinstance(data, dict):
+        raise HashbenchError(f"{path}: {shape}")
+    return data
 
 
 def require(params: dict, key: str, spec: Param) -> Any:

@@ -49,13 +49,14 @@ def run_identity(method: Method) -> dict:
     return {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params}
 
 
-def save_model(method: Method, folder: str | Path = MODEL.parent) -> None:
+def save_model(method: Method, folder: str | Path = MODEL.parent, preset: str | None = None) -> None:
+    """<folder>/model.pt (weights) and <folder>/model.json (method, bits, seed, params, the paper preset named)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / MODEL.name) as tmp:
         torch.save(method.state_dict(), tmp)
     info = method.info
-    meta = {**run_identity(method),
+    meta = {**run_identity(method), "preset": preset,
             "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
                         "modalities": sorted(info.modalities), "text_dim": info.text_dim,
                         "text_vocab": list(info.text_vocab)}}

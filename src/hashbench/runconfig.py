@@ -32,7 +32,12 @@ def train_settings(params: dict) -> dict:
     bits = require(params, "bits", TOP["bits"])
     seed = require(params, "seed", TOP["seed"])
     method.check_bits(bits)
-    return {"method": method.name, "bits": bits, "seed": seed,
+    preset = params.get("preset")
+    if preset is not None:
+        from .presets import load
+
+        load(preset)  # an unknown name stops here with one line
+    return {"method": method.name, "bits": bits, "seed": seed, "preset": preset,
             "params": validate(method.name, params.get(method.name), method.schema)}
 
 
