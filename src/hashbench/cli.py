@@ -17,7 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hashbench", description="Use trained models (encode, search, FAISS export) and reproduce the papers' tables.")
+    parser = argparse.ArgumentParser(
+        prog="hashbench", description="Use trained models (encode, search, FAISS export); reproduce the papers' tables.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
