@@ -3,6 +3,7 @@
 The ranked list shows `plot.queries` queries spread evenly over the query set (image → image) with their top
 `plot.top` items, ties broken by database index as in the evaluator.
 """
+import csv
 import json
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from hashbench.stage import run_stage
 
 SCHEMA = {"queries": Param(6, int, ge=1, le=50), "top": Param(10, int, ge=1, le=30)}
 OUT = Path("plots/images")
+LOSS = Path("dvclive/plots/metrics/loss.tsv")
+
+
+def read_loss(path: Path) -> list[dict]:
+    """The train stage's per-epoch loss as DVCLive logged it (a TSV with a `step` column per epoch)."""
+    with path.open(newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return [{"epoch": int(row["step"]), "loss": float(row["loss"])} for row in rows]
 
 
 def read_curves(folder: str) -> dict[str, list[dict]]:
@@ -41,7 +50,7 @@ def main():
     plots.curves(read_curves("plots/pr"), "recall", "precision", f"precision-recall: {title}", OUT / "pr.png")
     plots.curves(read_curves("plots/precision_at_n"), "n", "precision", f"precision@N: {title}",
                  OUT / "precision_at_n.png", xlog=True)
-    plots.loss(json.loads(Path("plots/loss.json").read_text()), title, OUT / "loss.png")
+    plots.loss(read_loss(LOSS), title, OUT / "loss.png")
     split = load_split("data/split")
     picks = np.unique(np.linspace(0, len(split["query"]) - 1, p["queries"]).astype(np.int64))
     ranked = top_items(attrs, codes, picks, p["top"])

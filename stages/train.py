@@ -1,19 +1,28 @@
-"""train: fit the method named by `method` on the train split. Reads params: method, bits, seed, <method block>.
+"""train: fit the method named by `method` on the train split. Reads params: method, bits, seed, <method block>,
+device, precision, workers, nproc, checkpoint_every.
 
-Writes models/model.pt (+ model.json), metrics/train.json and plots/loss.json (loss per epoch).
+Writes models/model.pt (+ model.json, with the augmentation and transforms that ran), metrics/train.json (device,
+precision, torch/CUDA versions, processes, throughput) and dvclive/ (loss, lr and throughput per epoch). Checkpoints
+go to .hashbench/checkpoints/<key>/, outside DVC's outputs: a run stopped and started again with the same params,
+data and code resumes from its last checkpoint. With `nproc` > 1 the stage runs itself under torchrun (also
+`torchrun --standalone --nproc_per_node=N stages/train.py`); then only rank 0 writes.
 """
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
-from hashbench.config import Param, load_params, require
-from hashbench.data import open_dataset
+from hashbench.config import Param, load_params, require, validate
+from hashbench.data import atomic_write_text, open_dataset
 from hashbench.methods import get_method
 from hashbench.pipeline import dataset_info, save_model, train_set
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
+from hashbench.training.live import FOLDER, DvcLiveLog
+from hashbench.training.runtime import from_params, note, validate_runtime
 
-OUTS = ["models/model.pt", "models/model.json", "metrics/train.json", "plots/loss.json"]
+OUTS = ["models/model.pt", "models/model.json", "metrics/train.json", FOLDER]
 
 
 def main():
@@ -21,22 +30,41 @@ def main():
     method_cls = get_method(params.get("method"))
     bits = require(params, "bits", Param(32, int, ge=1))
     seed = require(params, "seed", Param(0, int, ge=0))
+    top = validate_runtime(params)
+    validate(method_cls.name, params.get(method_cls.name), method_cls.schema)
+    if top["nproc"] > 1 and "LOCAL_RANK" not in os.environ:  # become torchrun's N processes
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc_per_node={top['nproc']}", __file__])
+    runtime = from_params(top)
     with open_dataset("data/raw") as dataset:
         method = method_cls(bits, seed, params.get(method_cls.name), dataset_info(dataset))
         data = train_set(method_cls, dataset, load_split("data/split"))
+    method.runtime = runtime
+    about = runtime.describe()
+    if runtime.main:
+        note(f"train: {method.name} on {about['device']}, {about['precision']}, {runtime.world_size} process(es), "
+             f"{runtime.workers} data worker(s)")
+    log = DvcLiveLog() if runtime.main else None
     start = time.perf_counter()
-    history = method.fit(data)
+    history = method.fit(data, log=log)
     seconds = time.perf_counter() - start
-    save_model(method)
-    epochs = len(history)
-    summary = {"method": method.name, "bits": bits, "seed": seed, "loss": history[-1]["loss"], "epochs": epochs,
-               "train_items": len(data), "seconds": round(seconds, 3),
-               "samples_per_second": round(len(data) * epochs / max(seconds, 1e-9), 1)}
-    Path("metrics").mkdir(exist_ok=True)
-    Path("plots").mkdir(exist_ok=True)
-    Path("metrics/train.json").write_text(json.dumps(summary, indent=2) + "\n")
-    Path("plots/loss.json").write_text(json.dumps(history, indent=1) + "\n")
+    if runtime.main:
+        save_model(method)
+        trainer = getattr(method, "trainer", None)
+        items, busy = (trainer.items_seen, trainer.seconds) if trainer else (len(data) * len(history), seconds)
+        summary = {"method": method.name, "bits": bits, "seed": seed, "loss": history[-1]["loss"],
+                   "epochs": len(history), "train_items": len(data), "seconds": round(seconds, 3),
+                   "samples_per_second": round(items / max(busy, 1e-9), 1), **about,
+                   **{k: v for k, v in method.run_info().items() if k == "augment"},
+                   "resumed_from": trainer.resumed_from if trainer else None}
+        Path("metrics").mkdir(exist_ok=True)
+        atomic_write_text("metrics/train.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        log.close()
+    if runtime.world_size > 1:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
-    run_stage(main, outputs=OUTS)
+    run_stage(main, outputs=OUTS if os.environ.get("RANK", "0") == "0" else [])

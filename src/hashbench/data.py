@@ -402,17 +402,12 @@ class Dataset:
         idx = self._idx(index, "images")
         if "images" in self._f:
             return _read_rows(self._f["images"], idx)
-        paths = self.image_paths(idx)
         from PIL import Image  # only path-based sets need PIL
 
-        root = Path(str(self.image_root))
-        if not root.is_absolute():
-            root = self.folder / root
         size = self.image_size if size is None else size
         if isinstance(size, int):
             size = (size, size)
-        def load(rel: str) -> np.ndarray:
-            path = root / rel
+        def load(path: Path) -> np.ndarray:
             try:
                 with Image.open(path) as im:
                     return np.asarray(im.convert("RGB").resize(tuple(size), Image.BILINEAR), dtype=np.uint8)
@@ -421,8 +416,16 @@ class Dataset:
 
         # PIL decodes and resizes without the GIL: 300 JPEGs of 500x375 read 1.7-1.9x faster on 2 cores
         with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-            out = list(pool.map(load, paths))
+            out = list(pool.map(load, self.image_files(idx)))
         return np.stack(out) if out else np.zeros((0, size[1], size[0], 3), np.uint8)
+
+    def image_files(self, index=None) -> list[Path]:
+        """The image files of a path-based set (``image_paths`` under ``image_root``, relative to the folder when the
+        root is relative)."""
+        root = Path(str(self.image_root))
+        if not root.is_absolute():
+            root = self.folder / root
+        return [root / rel for rel in self.image_paths(index)]
 
     def _csr(self):
         g = self._need("tags", "tags")
