@@ -85,7 +85,7 @@ class TenCrop(torch.nn.Module):
         h, w = self.size
         dy, dx = max(x.shape[-2] - h - 1, 0), max(x.shape[-1] - w - 1, 0)
         crops = [TF.crop(x, top, left, h, w) for top, left in ((0, 0), (dy, dx), (dy, 0), (0, dx), (dy // 2, dx // 2))]
-        return torch.stack(crops + [TF.horizontal_flip(c) for c in crops])
+        return torch.stack(crops + [TF.horizontal_flip(c) for c in crops], dim=-4)  # (10, C, h, w) or (N, 10, ...)
 
     def extra_repr(self):
         return f"size={list(self.size)}"
@@ -149,6 +149,18 @@ def build(recipe: str, augment: str, spec: InputSpec, image_shape: tuple, train:
     colour = [RepeatChannels()] if spec.channels == 3 and image_shape[-1] == 1 else []
     return v2.Compose([*geometry, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), *colour,
                        v2.Normalize(list(spec.mean), list(spec.std)), *post])
+
+
+RANDOM = (v2.RandomCrop, v2.RandomHorizontalFlip)  # the only steps that draw random numbers
+
+
+def split_random(transform: v2.Compose) -> tuple:
+    """(the steps before the first random one, the rest or None): the first part gives the same result on a batch
+    of equal-sized images (N, C, H, W) as on each image, so loaders run it once per batch."""
+    steps = transform.transforms
+    first = next((i for i, t in enumerate(steps) if isinstance(t, RANDOM)), len(steps))
+    return (v2.Compose(steps[:first]) if first else v2.Identity(),
+            v2.Compose(steps[first:]) if first < len(steps) else None)
 
 
 def describe(transform: v2.Compose) -> list[str]:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..data import open_dataset
 from ..sampling import class_balanced_batch
+from ..transforms import split_random
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -107,11 +108,30 @@ class Field:
 
     def __post_init__(self):
         self.source = as_rows(self.source)
+        self.fixed, self.random = split_random(self.transform) if self.transform is not None else (None, None)
+
+    def apply(self, values: list, seeds) -> list:
+        """The transformed values: the part before the first random step at once for equal-sized stored rows
+        (one call on the stacked batch), then per item with torch's CPU generator seeded by the item's seed."""
+        if self.transform is None:
+            return [torch.as_tensor(v) for v in values]
+        if values and all(isinstance(v, np.ndarray) for v in values) and len({v.shape for v in values}) == 1:
+            # stored (H, W, C) rows -> one contiguous (N, C, H, W) tensor (a channels-last view would send small
+            # images down PyTorch's slower channels-last kernels)
+            values = list(self.fixed(torch.from_numpy(np.ascontiguousarray(np.stack(values).transpose(0, 3, 1, 2)))))
+        else:
+            values = [self.fixed(_image_input(v)) for v in values]
+        if self.random is None:
+            return values
+        out = []
+        for value, seed in zip(values, seeds):
+            torch.default_generator.manual_seed(int(seed))
+            out.append(self.random(value))
+        return out
 
 
 def _image_input(value):
-    """A stored uint8 row (H, W, C) as a contiguous (C, H, W) tensor (a channels-last view would send small images
-    down PyTorch's slower channels-last kernels); PIL images pass as they are."""
+    """A stored uint8 row (H, W, C) as a contiguous (C, H, W) tensor; PIL images pass as they are."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value.transpose(2, 0, 1)))
     return value
@@ -140,12 +160,8 @@ class Items(torch.utils.data.Dataset):
             for name, f in self.fields.items():
                 if id(f.source) not in read:
                     read[id(f.source)] = f.source.rows(positions)
-                for item, (_, seed), value in zip(items, keys, read[id(f.source)]):
-                    if f.transform is None:
-                        item[name] = torch.as_tensor(value)
-                    else:
-                        torch.default_generator.manual_seed(seed)
-                        item[name] = f.transform(_image_input(value))
+                for item, value in zip(items, f.apply(read[id(f.source)], (k[1] for k in keys))):
+                    item[name] = value
         finally:
             torch.default_generator.set_state(state)
             torch.set_num_threads(threads)

@@ -117,57 +117,59 @@ class Trainer:
         loaders = {name: loader(Items(s.fields), rt.workers, self.device.type == "cuda") for name, s in streams}
         bar = tqdm(total=total, initial=min(start[0] * per_epoch + start[1], total), desc=f"{m.name} steps",
                    unit="step", disable=not rt.progress)
-        for epoch in range(start[0], n_epochs):
-            self.epoch = epoch
-            steps = range(epoch * per_epoch, min((epoch + 1) * per_epoch, total))
-            skip = start[1] if epoch == start[0] else 0
-            sums = dict(start[2]) if epoch == start[0] else {}
-            m.on_epoch_start(epoch, self)
-            iters = {}
-            for name, stream in streams:
-                batches = stream.plan.batches(keys[name], epoch, steps, self.rank, self.world_size)
-                loaders[name].batch_sampler.batches = [
-                    list(zip(b.tolist(), item_seeds(keys[name], step, self.rank, len(b)).tolist()))
-                    for step, b in zip(steps, batches)][skip:]
-                iters[name] = iter(loaders[name])
-            began, seen = time.perf_counter(), 0
-            for b in range(skip, len(steps)):
-                self.step = steps[b]
-                batch = {name: self._to_device(next(iters[name])) for name, _ in streams}
-                seen += sum(len(x["index"]) for x in batch.values()) * self.world_size
-                loss, parts = model(batch[streams[0][0]] if len(streams) == 1 else batch)
-                value = loss.item()
-                self._check_finite(value, epoch, b, store)
+        try:  # the bar is closed before an error line is printed
+            for epoch in range(start[0], n_epochs):
+                self.epoch = epoch
+                steps = range(epoch * per_epoch, min((epoch + 1) * per_epoch, total))
+                skip = start[1] if epoch == start[0] else 0
+                sums = dict(start[2]) if epoch == start[0] else {}
+                m.on_epoch_start(epoch, self)
+                iters = {}
+                for name, stream in streams:
+                    batches = stream.plan.batches(keys[name], epoch, steps, self.rank, self.world_size)
+                    loaders[name].batch_sampler.batches = [
+                        list(zip(b.tolist(), item_seeds(keys[name], step, self.rank, len(b)).tolist()))
+                        for step, b in zip(steps, batches)][skip:]
+                    iters[name] = iter(loaders[name])
+                began, seen = time.perf_counter(), 0
+                for b in range(skip, len(steps)):
+                    self.step = steps[b]
+                    batch = {name: self._to_device(next(iters[name])) for name, _ in streams}
+                    seen += sum(len(x["index"]) for x in batch.values()) * self.world_size
+                    loss, parts = model(batch[streams[0][0]] if len(streams) == 1 else batch)
+                    value = loss.item()
+                    self._check_finite(value, epoch, b, store)
+                    for o in optims:
+                        o.optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    for o in optims:
+                        scaler.step(o.optimizer)
+                    scaler.update()
+                    lr = optims[0].optimizer.param_groups[0]["lr"]
+                    for o in optims:
+                        if o.every == "step" and o.scheduler is not None:
+                            o.scheduler.step()
+                    for key, v in {"loss": value, **parts}.items():
+                        sums[key] = sums.get(key, 0.0) + (v.detach().item() if torch.is_tensor(v) else float(v))
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
+                    if store is not None and rt.checkpoint_every and (self.step + 1) % rt.checkpoint_every == 0 \
+                            and b + 1 < len(steps):
+                        self._save(store, (epoch, b + 1, sums), nets, optims, scaler, history, speeds)
+                seconds = time.perf_counter() - began
+                self.items_seen, self.seconds = self.items_seen + seen, self.seconds + seconds
+                row = {"epoch": epoch, **{k: v / len(steps) for k, v in sums.items()}, "lr": lr,
+                       **m.on_epoch_end(epoch, self)}
                 for o in optims:
-                    o.optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                for o in optims:
-                    scaler.step(o.optimizer)
-                scaler.update()
-                lr = optims[0].optimizer.param_groups[0]["lr"]
-                for o in optims:
-                    if o.every == "step" and o.scheduler is not None:
+                    if o.every == "epoch" and o.scheduler is not None:
                         o.scheduler.step()
-                for key, v in {"loss": value, **parts}.items():
-                    sums[key] = sums.get(key, 0.0) + (v.detach().item() if torch.is_tensor(v) else float(v))
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
-                if store is not None and rt.checkpoint_every and (self.step + 1) % rt.checkpoint_every == 0 \
-                        and b + 1 < len(steps):
-                    self._save(store, (epoch, b + 1, sums), nets, optims, scaler, history, speeds)
-            seconds = time.perf_counter() - began
-            self.items_seen, self.seconds = self.items_seen + seen, self.seconds + seconds
-            row = {"epoch": epoch, **{k: v / len(steps) for k, v in sums.items()}, "lr": lr,
-                   **m.on_epoch_end(epoch, self)}
-            for o in optims:
-                if o.every == "epoch" and o.scheduler is not None:
-                    o.scheduler.step()
-            history.append(row)
-            speeds.append(round(seen / max(seconds, 1e-9), 2))
-            self._log(row, speeds[-1])
-            if store is not None:
-                self._save(store, (epoch + 1, 0, {}), nets, optims, scaler, history, speeds)
-        bar.close()
+                history.append(row)
+                speeds.append(round(seen / max(seconds, 1e-9), 2))
+                self._log(row, speeds[-1])
+                if store is not None:
+                    self._save(store, (epoch + 1, 0, {}), nets, optims, scaler, history, speeds)
+        finally:
+            bar.close()
         m.on_train_end(self)
         if store is not None and rt.main:
             store.remove()
