@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hashbench.config import load_params
 from hashbench.data import open_dataset
-from hashbench.pipeline import check_codes, load_model, stored, write_codes
+from hashbench.pipeline import MODEL_META, check_codes, load_model, read_model_meta, stored, write_codes
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 from hashbench.training.runtime import runtime_params
@@ -16,6 +17,7 @@ OUT = Path("data/codes.h5")
 
 
 def main():
+    check_run_matches(read_model_meta(), load_params(), str(MODEL_META))
     method = load_model()
     method.runtime = runtime_params(load_params(), checkpoints=None)
     split = load_split("data/split")

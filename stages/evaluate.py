@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 from hashbench.config import Param, load_params, validate
-from hashbench.data import open_dataset
+from hashbench.data import atomic_write_json, atomic_write_text, open_dataset
 from hashbench.evaluation import evaluate_aqd, evaluate_hamming
 from hashbench.pipeline import read_codes
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
@@ -22,19 +23,22 @@ SCHEMA = {
     "map_all": Param(True, bool),  # also mAP over the whole ranking (a full sort per query; false at NUS scale)
 }
 OUTS = ["metrics/eval.json", "plots/pr", "plots/precision_at_n"]
+CODES = Path("data/codes.h5")
 
 
 def main():
     p = validate("evaluate", load_params().get("evaluate"), SCHEMA)
-    attrs, codes = read_codes(Path("data/codes.h5"))
+    attrs, codes = read_codes(CODES)
+    check_run_matches(attrs.get("run", {}), load_params(), str(CODES))
     preset = attrs["preset"] if p["protocol"] == "paper" else {}
     topk, zero = preset.get("topk", p["topk"]), preset.get("zero", p["zero"])
     directions = {d: attrs["directions"][d] for d in preset.get("directions", attrs["directions"])}
     split = load_split("data/split")
     with open_dataset("data/raw") as dataset:
         query_labels, db_labels = dataset.labels(split["query"]), dataset.labels(split["database"])
+    used_k = "all" if topk in (None, "all") or topk >= len(db_labels) else topk  # the K actually used
     metrics = {"method": attrs["method"], "bits": int(attrs["bits"]), "dataset": attrs["dataset"],
-               "topk": topk if topk is not None else "all", "zero": zero, "ties": "stable", "norm": "retrieved",
+               "topk": used_k, "zero": zero, "ties": "stable", "norm": "retrieved",
                "n_query": len(query_labels), "n_database": len(db_labels),
                "map": {}, "map_all": {}, "precision_radius": {}, "n_query_scored": {}}
     for folder in ("plots/pr", "plots/precision_at_n"):
@@ -56,15 +60,16 @@ def main():
         if p["map_all"]:
             metrics["map_all"][name] = result["map_all"]
         pn = result["precision_at_n"]
-        Path(f"plots/pr/{name}.json").write_text(json.dumps(pr, indent=1) + "\n")
-        Path(f"plots/precision_at_n/{name}.json").write_text(
-            json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1) + "\n")
+        atomic_write_text(f"plots/pr/{name}.json", json.dumps(pr, indent=1) + "\n")
+        atomic_write_text(f"plots/precision_at_n/{name}.json",
+                          json.dumps([{"n": n, "precision": v} for n, v in zip(pn["n"], pn["precision"])], indent=1)
+                          + "\n")
     for key in ("map_all", "precision_radius"):
         if not metrics[key]:
             del metrics[key]
     if "precision_radius" in metrics:
         metrics["radius"] = p["radius"]
-    Path("metrics/eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json("metrics/eval.json", metrics)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ from hashbench.config import Param, load_params, validate
 from hashbench.data import open_dataset
 from hashbench.pipeline import read_codes
 from hashbench.quantization import reconstruct
+from hashbench.runconfig import check_run_matches
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 
 SCHEMA = {"queries": Param(6, int, ge=1, le=50), "top": Param(10, int, ge=1, le=30)}
 OUT = Path("plots/images")
 LOSS = Path("dvclive/plots/metrics/loss.tsv")
+CODES = Path("data/codes.h5")
 
 
 def read_loss(path: Path) -> list[dict]:
@@ -44,7 +46,8 @@ def top_items(attrs, codes, picks: np.ndarray, top: int) -> np.ndarray:
 
 def main():
     p = validate("plot", load_params().get("plot"), SCHEMA)
-    attrs, codes = read_codes(Path("data/codes.h5"))
+    attrs, codes = read_codes(CODES)
+    check_run_matches(attrs.get("run", {}), load_params(), str(CODES))
     title = f"{attrs['method']}, {int(attrs['bits'])} bits, {attrs['dataset']}"
     OUT.mkdir(parents=True, exist_ok=True)
     plots.curves(read_curves("plots/pr"), "recall", "precision", f"precision-recall: {title}", OUT / "pr.png")

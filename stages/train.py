@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from hashbench.config import Param, load_params, require, validate
+from hashbench.config import load_params
 from hashbench.data import atomic_write_text, open_dataset
 from hashbench.methods import get_method
-from hashbench.pipeline import dataset_info, save_model, train_set
+from hashbench.pipeline import dataset_info, run_identity, save_model, train_set
+from hashbench.runconfig import check_run_matches, train_settings
 from hashbench.splits import load_split
 from hashbench.stage import run_stage
 from hashbench.training.live import FOLDER, DvcLiveLog
@@ -27,17 +28,16 @@ OUTS = ["models/model.pt", "models/model.json", "metrics/train.json", FOLDER]
 
 def main():
     params = load_params()
-    method_cls = get_method(params.get("method"))
-    bits = require(params, "bits", Param(32, int, ge=1))
-    seed = require(params, "seed", Param(0, int, ge=0))
+    settings = train_settings(params)
+    method_cls = get_method(settings["method"])
+    bits, seed = settings["bits"], settings["seed"]
     top = validate_runtime(params)
-    validate(method_cls.name, params.get(method_cls.name), method_cls.schema)
     if top["nproc"] > 1 and "LOCAL_RANK" not in os.environ:  # become torchrun's N processes
         os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                   f"--nproc_per_node={top['nproc']}", __file__])
     runtime = from_params(top)
     with open_dataset("data/raw") as dataset:
-        method = method_cls(bits, seed, params.get(method_cls.name), dataset_info(dataset))
+        method = method_cls(bits, seed, settings["params"], dataset_info(dataset))
         data = train_set(method_cls, dataset, load_split("data/split"))
     method.runtime = runtime
     about = runtime.describe()
@@ -49,11 +49,15 @@ def main():
     history = method.fit(data, log=log)
     seconds = time.perf_counter() - start
     if runtime.main:
+        # params.yaml edited while training (e.g. a second `dvc exp run` in this workspace): DVC would record the
+        # new values for this model in dvc.lock and its run-cache, so nothing is written
+        check_run_matches(run_identity(method), load_params(), "the model just trained")
         save_model(method)
         trainer = getattr(method, "trainer", None)
         items, busy = (trainer.items_seen, trainer.seconds) if trainer else (len(data) * len(history), seconds)
         summary = {"method": method.name, "bits": bits, "seed": seed, "loss": history[-1]["loss"],
                    "epochs": len(history), "train_items": len(data), "seconds": round(seconds, 3),
+                   # bit-reproducible only for the same device and thread count (see the README)
                    "samples_per_second": round(items / max(busy, 1e-9), 1), **about,
                    **{k: v for k, v in method.run_info().items() if k == "augment"},
                    "resumed_from": trainer.resumed_from if trainer else None}

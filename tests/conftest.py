@@ -34,6 +34,21 @@ def mnist5k_tags(tmp_path_factory):
     return _made(tmp_path_factory, "mnist5k-tags")
 
 
+def _image_text_pairs(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    images = np.clip(128 + 40 * (z @ rng.standard_normal((2, 6))) + 10 * rng.standard_normal((n, 6)), 0, 255)
+    texts = np.maximum(0, z @ rng.standard_normal((2, 4)) + 0.3 * rng.standard_normal((n, 4))).astype(np.float32)
+    return images.astype(np.uint8).reshape(n, 2, 3, 1), texts
+
+
+@pytest.fixture
+def image_text_pairs():
+    """pairs(n=80, seed=0) -> images (n, 2, 3, 1) uint8 and 4-word texts (n, 4) float32 sharing a 2-d latent
+    signal plus noise: a tiny cross-modal train set."""
+    return _image_text_pairs
+
+
 class LabelFreeTrainSet(TrainSet):
     """A TrainSet whose labels raise on any read: fit() of a method that must not see labels is run on it."""
 

@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import io
 import os
+import stat
 import tarfile
 import threading
 import zipfile
@@ -178,12 +179,24 @@ def _link(name, target, kind=tarfile.SYMTYPE):
     return info, None
 
 
+def _zip_link(name, target):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def _dir(name):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info, None
+
+
 def test_extract_safe_archives(tmp_path):
     z = _zip(tmp_path / "ok.zip", [("a/b.txt", b"zip"), ("c.txt", b"c")])
     assert (extract(z, tmp_path / "oz") / "a" / "b.txt").read_bytes() == b"zip"
-    t = _tar(tmp_path / "ok.tar.gz", [_file("d/e.txt"), _link("d/ln", "e.txt")])
+    t = _tar(tmp_path / "ok.tar.gz", [_dir("d"), _file("d/e.txt"), _dir("empty")])
     out = extract(t, tmp_path / "ot")
-    assert (out / "d" / "e.txt").read_bytes() == b"hello" and os.path.islink(out / "d" / "ln")
+    assert (out / "d" / "e.txt").read_bytes() == b"hello" and (out / "empty").is_dir()
     t2 = _tar(tmp_path / "ok.tgz", [_file("x.txt")])
     assert (extract(t2, tmp_path / "ot2") / "x.txt").exists()
     t3 = _tar(tmp_path / "plain.tar", [_file("y.txt")])
@@ -194,9 +207,11 @@ def test_extract_safe_archives(tmp_path):
     ("zip", [("ok.txt", b"1"), ("../evil.txt", b"x")], "'..' in path"),
     ("zip", [("/abs/evil.txt", b"x")], "absolute path"),
     ("zip", [("sub\\..\\..\\evil.txt", b"x")], "'..' in path"),
-    ("tar", [_file("ok.txt"), _link("escape", "../../outside")], "symlink to '../../outside' outside"),
-    ("tar", [_link("abs", "/etc/passwd")], "symlink to '/etc/passwd' outside"),
-    ("tar", [_link("hard", "../x", tarfile.LNKTYPE)], "hard link"),
+    ("zip", [(_zip_link("inside", "ok.txt"), b"ok.txt")], "links are not allowed"),
+    ("tar", [_file("ok.txt"), _link("escape", "../../outside")], "links are not allowed"),
+    ("tar", [_link("abs", "/etc/passwd")], "links are not allowed"),
+    ("tar", [_link("hard", "../x", tarfile.LNKTYPE)], "links are not allowed"),
+    ("tar", [_file("inner.txt"), _link("same-folder", "inner.txt")], "links are not allowed"),
     ("tar", [_file("../up.txt")], "'..' in path"),
     ("tar", [_file("/tmp/abs.txt")], "absolute path"),
 ])
@@ -208,6 +223,49 @@ def test_extract_refuses_traversal(tmp_path, kind, entries, why):
     assert "\n" not in str(err.value) and str(archive) in str(err.value)
     assert not dest.exists()  # nothing written (all members are checked first)
     assert not (tmp_path / "out" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def _link_chain_tar(archive):
+    """Symbolic links whose chained resolution outruns PATH_MAX, so os.path.realpath stops resolving and tarfile's
+    "data" filter (before Python 3.11.13 / 3.12.11, CVE-2025-4517) lets a later link point four levels up; each link
+    text on its own looks harmless."""
+    long_dir, steps, members, inner = "d" * 247, "abcdefghijklmnop", [], ""
+    for step in steps:
+        members += [_dir(os.path.join(inner, long_dir)), _link(os.path.join(inner, step), long_dir)]
+        inner = os.path.join(inner, long_dir)
+    deep = os.path.join(*steps, "l" * 254)
+    members += [_link(deep, "../" * len(steps)), _link("escape", deep + "/../../../../"),
+                _file("escape/pwned", b"owned")]
+    return _tar(archive, members)
+
+
+def test_extract_refuses_a_link_chain_that_escapes_the_filter(tmp_path):
+    archive = _link_chain_tar(tmp_path / "chain.tar.gz")
+    assert archive.stat().st_size < 4096  # a few KB: nothing hints at the attack
+    dest = tmp_path / "a" / "b" / "c" / "dest"
+    with pytest.raises(HashbenchError, match=r"refusing to extract member .*links are not allowed"):
+        extract(archive, dest)
+    assert not dest.exists() and not list(tmp_path.rglob("pwned"))
+
+
+def test_extract_caps_member_and_total_size(tmp_path):
+    big = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", b"\0" * 5_000_000)
+    assert big.stat().st_size < 10_000
+    with pytest.raises(HashbenchError, match=r"'zeros.bin' \(5000000 bytes, over the 1000000-byte limit per member"):
+        extract(big, tmp_path / "o1", max_member=1_000_000)
+    many = _tar(tmp_path / "many.tar", [_file(f"f{i}.txt", b"x" * 600) for i in range(3)])
+    with pytest.raises(HashbenchError, match=r"'f1.txt' \(the archive unpacks to over 1000 bytes"):
+        extract(many, tmp_path / "o2", max_total=1000)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_reading_a_member_that_declares_too_much_is_refused_before_reading(tmp_path, monkeypatch):
+    archive = _zip(tmp_path / "Groundtruth.zip", [("AllLabels/Labels_sky.txt", b"0\n" * 600_000)])
+    monkeypatch.setattr(download, "MAX_READ_BYTES", 1_000_000)
+    with pytest.raises(HashbenchError, match=r"declares 1200000 bytes, over the 1000000-byte limit"):
+        read_nuswide_groundtruth(archive, ["sky"])
 
 
 def test_extract_unknown_and_corrupt(tmp_path):

@@ -35,7 +35,7 @@ def test_negative_learning_rate_rejected():
         get_method("dnnh")(16, 0, {"lr": -0.1}, IMAGE_ONLY)
 
 
-@pytest.mark.parametrize("name", ["dnnh", "lsh"])
+@pytest.mark.parametrize("name", ["dnnh", "lsh", "pcah", "itq", "sh", "pq", "opq"])
 def test_image_only_methods_refuse_text(name):
     method = get_method(name)(16, 0, TINY_DNNH if name == "dnnh" else None, IMAGE_ONLY)
     with pytest.raises(HashbenchError, match="modality: 'text' is not allowed"):
@@ -71,7 +71,7 @@ def test_lsh_codes_are_sign_random_projections_of_centred_pixels():
     method = get_method("lsh")(24, 5, None, IMAGE_ONLY)
     method.fit(TrainSet(images))
     x = images.reshape(64, -1) / 255.0
-    expected = np.where((x - x.mean(0)) @ method.projection >= 0, 1, -1)
+    expected = np.where((x - x.mean(0)) @ method.arrays["image_projection"] >= 0, 1, -1)
     assert np.array_equal(method.encode(images), expected)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # DVC runs of the whole pipeline
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -48,7 +50,7 @@ def repo(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git init -q && git add -A && git commit -qm init", root)
     proc = run("dvc repro", root)
-    assert ran_stages(proc.stdout) == ["download", "split", "tags", "train", "encode", "evaluate", "plot"]
+    assert ran_stages(proc.stdout) == ["params", "download", "split", "tags", "train", "encode", "evaluate", "plot"]
     run("git add -A && git commit -qm repro", root)
     return root
 
@@ -82,7 +84,7 @@ def test_same_params_and_seed_give_byte_identical_codes_and_metrics(repo):
 
 def test_changing_bits_and_method_reruns_only_train_to_plot(repo):
     proc = run("dvc exp run -S bits=16 -S method=lsh", repo)
-    assert ran_stages(proc.stdout) == ["train", "encode", "evaluate", "plot"]
+    assert ran_stages(proc.stdout) == ["params", "train", "encode", "evaluate", "plot"]
     diff = run("dvc metrics diff", repo).stdout
     assert "map.i2i" in diff and "bits" in diff
     run("git checkout -q -- . && dvc checkout -q", repo, check=False)
@@ -115,12 +117,58 @@ def test_bad_input_stops_with_one_line(repo, key, value, stage, message):
         assert [line for line in proc.stderr.splitlines() if line.startswith("error: ")] == [proc.stderr.strip()]
         if stage == "train":
             assert not (repo / "models/model.pt").exists() and not (repo / "metrics/train.json").exists()
-        # Through DVC too: non-zero, one error line naming the bad value, no traceback. (For an unknown method
-        # or dataset DVC itself stops first, because the `${method}` / `${dataset}` params block is missing.)
+        # Through DVC too: non-zero, our one error line naming the bad value (the params stage checks names
+        # before any stage picks a block by name), no traceback
         proc = run("dvc repro", repo, check=False)
         output = proc.stdout + proc.stderr
         assert proc.returncode != 0 and "Traceback" not in output
-        assert message in output or f"Parameters '{value}' are missing" in output, output
+        assert message in output and "are missing from" not in output, output
+    finally:
+        (repo / "params.yaml").write_text(original)
+        run("dvc checkout -q", repo, check=False)
+
+
+def test_stages_after_train_refuse_a_model_params_yaml_no_longer_describes(repo):
+    """A second `dvc exp run` in the same workspace rewrites params.yaml under a trained model; DVC's run-cache
+    can then restore that model for the new params. The stages after train compare the model with params.yaml."""
+    original = (repo / "params.yaml").read_text()
+    set_param(repo, "dnnh.epochs", "3")
+    try:
+        for stage, what in (("encode", "models/model.json"), ("evaluate", "data/codes.h5"), ("plot", "data/codes.h5")):
+            proc = run(f"python stages/{stage}.py", repo, check=False)
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.strip() == (f"error: {what} was made under other params (dnnh.epochs: 1 there, 3 in "
+                                           f"params.yaml); rerun `dvc repro` (use `dvc exp run --queue` or `--temp` "
+                                           f"for concurrent experiments)")
+            run("dvc checkout -q", repo)  # a failed stage removes its own outputs
+    finally:
+        (repo / "params.yaml").write_text(original)
+        run("dvc checkout -q", repo, check=False)
+    assert ran_stages(run("dvc repro", repo).stdout) == []
+
+
+def test_train_records_nothing_when_params_change_while_it_trains(repo, monkeypatch):
+    """params.yaml edited during training: the model no longer matches it, so no output is written."""
+    import runpy
+
+    from hashbench.methods.dnnh import DNNH
+
+    fit = DNNH.fit
+
+    def fit_then_edit(self, data):
+        history = fit(self, data)
+        set_param(repo, "dnnh.epochs", "3")
+        return history
+
+    original = (repo / "params.yaml").read_text()
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(DNNH, "fit", fit_then_edit)
+    stage = runpy.run_path(str(repo / "stages/train.py"))
+    try:
+        with pytest.raises(SystemExit) as exit_code:
+            stage["run_stage"](stage["main"], stage["OUTS"])
+        assert exit_code.value.code == 2
+        assert not any((repo / name).exists() for name in stage["OUTS"])
     finally:
         (repo / "params.yaml").write_text(original)
         run("dvc checkout -q", repo, check=False)

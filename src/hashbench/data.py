@@ -148,6 +148,36 @@ def _md5_entry(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "md5": file_md5(path)}
 
 
+MAX_IMAGE_PIXELS = 40_000_000  # the largest images of the supported sets (ImageNet) have ~12 megapixels
+
+
+def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """An image file as RGB uint8 resized to `size` (W, H); one line for a missing, unreadable or oversized file."""
+    from PIL import Image
+
+    return np.asarray(open_image(path).resize(size, Image.BILINEAR), dtype=np.uint8)
+
+
+def open_image(path: Path):
+    """An image file as an RGB PIL image at its own size (the training loaders transform it); one line for a missing,
+    unreadable or oversized file (a few KB of PNG can declare gigapixels: PIL's own guard only warns below twice its
+    limit)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL refuses past twice this on open; the check below past once
+    bomb = f"{path}: image of {{}} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (a decompression bomb or not a " \
+           f"dataset image)"
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise HashbenchError(bomb.format(f"{im.width}x{im.height}"))
+            return im.convert("RGB")
+    except Image.DecompressionBombError:
+        raise HashbenchError(bomb.format("more than twice that many")) from None
+    except (OSError, ValueError):
+        raise HashbenchError(f"{path}: image missing or unreadable; {_MISSING_HINT}") from None
+
+
 # ------------------------------------------------------------------------------------------------------- write
 def write_dataset(
     folder,
@@ -402,17 +432,11 @@ class Dataset:
         idx = self._idx(index, "images")
         if "images" in self._f:
             return _read_rows(self._f["images"], idx)
-        from PIL import Image  # only path-based sets need PIL
-
         size = self.image_size if size is None else size
         if isinstance(size, int):
             size = (size, size)
         def load(path: Path) -> np.ndarray:
-            try:
-                with Image.open(path) as im:
-                    return np.asarray(im.convert("RGB").resize(tuple(size), Image.BILINEAR), dtype=np.uint8)
-            except (OSError, ValueError):
-                raise HashbenchError(f"{path}: image missing or unreadable; {_MISSING_HINT}") from None
+            return read_image(path, tuple(size))
 
         # PIL decodes and resizes without the GIL: 300 JPEGs of 500x375 read 1.7-1.9x faster on 2 cores
         with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:

@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -240,6 +241,14 @@ def fetch(url: str, dest_dir, md5: str | None = None, expected_bytes: int | None
 
 
 # ----------------------------------------------------------------------------------------------------- extract
+# Caps on what one archive may unpack to. Several archives have no published checksum (NUS-WIDE's zips, Wikipedia),
+# so a crafted one must not fill the disk or the memory: the largest member of any supported archive is well under
+# 1 GiB and the largest archive (COCO's train2014.zip) unpacks to about 13 GiB.
+MAX_MEMBER_BYTES = 4 << 30
+MAX_TOTAL_BYTES = 64 << 30
+MAX_READ_BYTES = 1 << 30  # a member read into memory (label lists, tag files)
+
+
 def _unsafe_name(name: str) -> str | None:
     """Why an archive member name is unsafe, or None."""
     if not name:
@@ -252,14 +261,6 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
-def _escapes(member_name: str, target: str, relative_to_member: bool) -> bool:
-    if not target or target.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", target):
-        return True
-    base = posixpath.dirname(member_name) if relative_to_member else ""
-    resolved = posixpath.normpath(posixpath.join(base, target.replace("\\", "/")))
-    return resolved == ".." or resolved.startswith("../") or resolved.startswith("/")
-
-
 def _archive_kind(archive: Path) -> str:
     name = archive.name.lower()
     if name.endswith(".zip"):
@@ -269,10 +270,27 @@ def _archive_kind(archive: Path) -> str:
     raise HashbenchError(f"{archive}: unknown archive type; use .zip, .tar, .tgz or .tar.gz")
 
 
-def extract(archive, dest) -> Path:
-    """Extract a .zip / .tar / .tgz / .tar.gz into `dest`, after checking every member: absolute paths, '..'
-    components, links pointing outside `dest` and special files are refused (one line), before anything is
-    written."""
+def _zip_entries(zf: zipfile.ZipFile):
+    """(name, kind, size, open) per member; kind is dir, file, link or special."""
+    for info in zf.infolist():
+        file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no Unix mode
+        kind = "link" if file_type == stat.S_IFLNK else "dir" if info.is_dir() else \
+            "special" if file_type not in (0, stat.S_IFREG, stat.S_IFDIR) else "file"
+        yield info.filename, kind, info.file_size, (lambda info=info: zf.open(info))
+
+
+def _tar_entries(tf: tarfile.TarFile):
+    for m in tf.getmembers():
+        kind = "dir" if m.isdir() else "file" if m.isreg() else "link" if (m.issym() or m.islnk()) else "special"
+        yield m.name, kind, m.size, (lambda m=m: tf.extractfile(m))
+
+
+def extract(archive, dest, *, max_member: int = MAX_MEMBER_BYTES, max_total: int = MAX_TOTAL_BYTES) -> Path:
+    """Extract a .zip / .tar / .tgz / .tar.gz into `dest`. Every member is checked before anything is written:
+    absolute paths, '..' components, links of any kind (no supported dataset ships one), devices and fifos, a member
+    over `max_member` bytes and a total over `max_total` are refused in one line. Files are then written by this
+    function itself (no extractall, no archive permissions), so safety does not depend on the Python version's
+    tarfile filters."""
     archive, dest = Path(archive), Path(dest)
     kind = _archive_kind(archive)
 
@@ -280,42 +298,60 @@ def extract(archive, dest) -> Path:
         raise HashbenchError(f"{archive}: refusing to extract member {member!r} ({why}); the archive is unsafe")
 
     try:
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                infos = zf.infolist()
-                for info in infos:
-                    why = _unsafe_name(info.filename)
-                    if why:
-                        refuse(info.filename, why)
-                    mode = info.external_attr >> 16
-                    if stat.S_ISLNK(mode):
-                        target = zf.read(info).decode("utf-8", "replace")
-                        if _escapes(info.filename.rstrip("/"), target, True):
-                            refuse(info.filename, f"link to {target!r} outside the destination")
-                dest.mkdir(parents=True, exist_ok=True)
-                for info in tqdm(infos, desc=f"extract {archive.name}", unit="file", leave=False,
-                                 disable=len(infos) < 1000):
-                    zf.extract(info, dest)
-        else:
-            with tarfile.open(archive, "r:*") as tf:
-                members = tf.getmembers()
-                for m in members:
-                    why = _unsafe_name(m.name)
-                    if why:
-                        refuse(m.name, why)
-                    if m.issym() and _escapes(m.name, m.linkname, True):
-                        refuse(m.name, f"symlink to {m.linkname!r} outside the destination")
-                    if m.islnk() and (_unsafe_name(m.linkname) or _escapes(m.name, m.linkname, False)):
-                        refuse(m.name, f"hard link to {m.linkname!r} outside the destination")
-                    if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
-                        refuse(m.name, "device or fifo")
-                dest.mkdir(parents=True, exist_ok=True)
-                # The "data" filter re-checks every member (and drops set-uid bits) as a second line of defence.
-                tf.extractall(dest, members=tqdm(members, desc=f"extract {archive.name}", unit="file",
-                                                 leave=False, disable=len(members) < 1000), filter="data")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+        with (zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, "r:*")) as handle:
+            entries = list(_zip_entries(handle) if kind == "zip" else _tar_entries(handle))
+            total = 0
+            for name, what, size, _ in entries:
+                why = _unsafe_name(name)
+                if why:
+                    refuse(name, why)
+                if what == "link":
+                    refuse(name, "a symbolic or hard link; links are not allowed")
+                if what == "special":
+                    refuse(name, "device, fifo or other special file")
+                if size > max_member:
+                    refuse(name, f"{size} bytes, over the {max_member}-byte limit per member")
+                total += size
+                if total > max_total:
+                    refuse(name, f"the archive unpacks to over {max_total} bytes")
+            dest.mkdir(parents=True, exist_ok=True)
+            root = dest.resolve()
+            files = [e for e in entries if e[1] == "file"]
+            for name, what, _size, _ in entries:
+                if what == "dir":
+                    _inside(root, name, archive).mkdir(parents=True, exist_ok=True)
+            for name, _, size, open_member in tqdm(files, desc=f"extract {archive.name}", unit="file", leave=False,
+                                                   disable=len(files) < 1000):
+                target = _inside(root, name, archive)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open_member() as source, open(target, "wb") as out:
+                    copied = _copy_capped(source, out, size)
+                if copied != size:
+                    refuse(name, f"{copied} bytes where the archive declares {size}")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
         raise HashbenchError(f"{archive}: not a readable archive ({_one_line(err)}); download it again") from None
     return dest
+
+
+def _inside(root: Path, name: str, archive: Path) -> Path:
+    """root/name, after checking that it stays inside root once resolved (a link already in dest could lead out)."""
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise HashbenchError(f"{archive}: refusing to extract member {name!r} (it would land outside {root}); the "
+                             f"archive is unsafe")
+    return target
+
+
+def _copy_capped(source, out, size: int, block: int = 1 << 20) -> int:
+    """Copy at most size + 1 bytes (so an understated size is detected without reading on)."""
+    copied = 0
+    while copied <= size:
+        data = source.read(min(block, size + 1 - copied))
+        if not data:
+            break
+        out.write(data)
+        copied += len(data)
+    return copied
 
 
 # ---------------------------------------------------------------------------------------------------- CIFAR-10
@@ -397,13 +433,25 @@ def _parse_label_file(raw: bytes, where: str) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+class _CappedZipFile(zipfile.ZipFile):
+    """A ZipFile whose read() refuses a member that declares more than MAX_READ_BYTES, before reading it: a few KB of
+    crafted zip can declare gigabytes."""
+
+    def read(self, name, pwd=None):
+        info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
+        if info.file_size > MAX_READ_BYTES:
+            raise HashbenchError(f"{self.filename}: member {info.filename!r} declares {info.file_size} bytes, over "
+                                 f"the {MAX_READ_BYTES}-byte limit; the archive is not the official one")
+        return super().read(info, pwd)
+
+
 @contextmanager
 def _reading_zip(path):
     """An open ZipFile; an unreadable archive (or a read error inside the block) is one line naming the file."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with _CappedZipFile(path) as zf:
             yield zf
-    except (zipfile.BadZipFile, OSError) as err:
+    except (zipfile.BadZipFile, OSError, zlib.error) as err:
         raise HashbenchError(f"{path}: not a readable zip ({_one_line(err)})") from None
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from .data import Dataset
+from .data import Dataset, atomic_path, atomic_write_json
 from .errors import HashbenchError
 from .methods import DatasetInfo, Method, TrainSet, get_method
 from .training import StoredRows
@@ -43,24 +44,50 @@ def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: 
     return data
 
 
+def run_identity(method: Method) -> dict:
+    """What a model was trained under: compared with params.yaml by the stages after train."""
+    return {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params}
+
+
 def save_model(method: Method) -> None:
     MODEL.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(method.state_dict(), MODEL)
+    with atomic_path(MODEL) as tmp:
+        torch.save(method.state_dict(), tmp)
     info = method.info
-    meta = {"method": method.name, "bits": method.bits, "seed": method.seed, "params": method.params,
+    meta = {**run_identity(method),
             "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
                         "modalities": sorted(info.modalities), "text_dim": info.text_dim}, **method.run_info()}
-    MODEL_META.write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(MODEL_META, meta)
+
+
+def read_model_meta() -> dict:
+    if not MODEL.is_file() or not MODEL_META.is_file():
+        raise HashbenchError(f"{MODEL}: no trained model; run `dvc repro train`")
+    try:
+        meta = json.loads(MODEL_META.read_text(encoding="utf-8"))
+        d = meta["dataset"]
+        meta["info"] = DatasetInfo(str(d["name"]), tuple(d["image_shape"]), int(d["n_classes"]),
+                                   frozenset(d["modalities"]), int(d["text_dim"]))
+        meta["bits"], meta["seed"], meta["params"] = int(meta["bits"]), int(meta["seed"]), dict(meta["params"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise HashbenchError(f"{MODEL_META}: not a model description (corrupt or hand-edited JSON); rerun "
+                             f"`dvc repro train`") from None
+    return meta
 
 
 def load_model() -> Method:
-    if not MODEL.is_file() or not MODEL_META.is_file():
-        raise HashbenchError(f"{MODEL}: no trained model; run `dvc repro train`")
-    meta = json.loads(MODEL_META.read_text())
-    d = meta["dataset"]
-    info = DatasetInfo(d["name"], tuple(d["image_shape"]), d["n_classes"], frozenset(d["modalities"]), d["text_dim"])
-    method = get_method(meta["method"])(meta["bits"], meta["seed"], meta["params"], info)
-    method.load_state_dict(torch.load(MODEL, weights_only=True))
+    meta = read_model_meta()
+    method = get_method(meta["method"])(meta["bits"], meta["seed"], meta["params"], meta["info"])
+    try:
+        state = torch.load(MODEL, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HashbenchError(f"{MODEL}: not a readable model file ({reason}); rerun `dvc repro train`") from None
+    try:
+        method.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError):
+        raise HashbenchError(f"{MODEL}: does not fit {MODEL_META} ({meta['method']}, {meta['bits']} bits); rerun "
+                             f"`dvc repro train`") from None
     return method
 
 
@@ -87,9 +114,10 @@ def directions(method: type[Method]) -> dict[str, tuple[str, str]]:
 def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray]) -> None:
     """codes: {"query/image": array, "database/text": array, ...}; plus codebooks for quantized methods."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(method=method.name, bits=method.bits, dataset=method.info.name, quantized=method.quantized,
-                       preset=json.dumps(method.preset), directions=json.dumps(directions(type(method))))
+                       preset=json.dumps(method.preset), directions=json.dumps(directions(type(method))),
+                       run=json.dumps(run_identity(method)))
         for key, array in codes.items():
             f.create_dataset(key, data=array)
         if method.quantized:
@@ -99,8 +127,13 @@ def write_codes(path: Path, method: Method, codes: dict[str, np.ndarray]) -> Non
 def read_codes(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.is_file():
         raise HashbenchError(f"{path}: no codes; run `dvc repro encode`")
-    with h5py.File(path, "r") as f:
-        attrs = {k: (json.loads(v) if k in ("preset", "directions") else v) for k, v in f.attrs.items()}
-        arrays = {}
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: (json.loads(v) if k in ("preset", "directions", "run") else v) for k, v in f.attrs.items()}
+            arrays = {}
+            f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
+                         else None)
+    except (OSError, ValueError, KeyError):
+        raise HashbenchError(f"{path}: not a readable codes file (truncated or corrupt); rerun `dvc repro encode`")\
+            from None
     return attrs, arrays

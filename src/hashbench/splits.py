@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -333,8 +334,9 @@ def load_split(folder) -> dict[str, np.ndarray]:
     try:
         with np.load(npz, allow_pickle=False) as z:
             split = {k: z[k].astype(np.int64) for k in z.files}
-    except (OSError, ValueError):
-        raise HashbenchError(f"{npz}: not a readable split file; run `dvc repro split`") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise HashbenchError(f"{npz}: not a readable split file (truncated or corrupt); run `dvc repro split`")\
+            from None
     meta = folder / SPLIT_JSON
     if meta.is_file():
         try:

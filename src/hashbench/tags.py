@@ -26,6 +26,7 @@ Only the training images' tags are read (never a query's). Outputs (folder ``dat
 """
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import zlib
@@ -114,12 +115,38 @@ def load_pretrained(path: str, binary: bool | None = None, limit: int | None = N
                              f"({GOOGLE_NEWS_HINT})")
     if binary is None:
         binary = ".bin" in file.name
+    _check_word2vec_header(file, binary, limit)
     try:
         kv = KeyedVectors.load_word2vec_format(str(file), binary=binary, limit=limit)
     except (ValueError, UnicodeDecodeError, OSError, EOFError) as err:
         raise HashbenchError(f"tags.word2vec: {path} is not a readable {'binary' if binary else 'text'} word2vec "
                              f"file ({type(err).__name__}); set tags.binary to match the file") from None
     return Vectors(list(kv.index_to_key), kv.vectors)
+
+
+MAX_VECTOR_BYTES = 16 << 30  # float32 vectors read at once (GoogleNews: 3,000,000 x 300 = 3.6 GB)
+
+
+def _check_word2vec_header(file: Path, binary: bool, limit: int | None) -> None:
+    """gensim allocates count x dim floats from the first line before reading a vector: check that line first."""
+    opener = gzip.open if file.name.endswith(".gz") else open
+    try:
+        with opener(file, "rb") as handle:
+            header = handle.readline(256).split()
+        count, dim = int(header[0]), int(header[1])
+    except (OSError, EOFError, ValueError, IndexError):
+        raise HashbenchError(f"tags.word2vec: {file} does not start with a word2vec header line `<count> "
+                             f"<dimensions>`") from None
+    n = count if limit is None else min(count, limit)
+    if count < 1 or dim < 1 or n * dim * 4 > MAX_VECTOR_BYTES:
+        raise HashbenchError(f"tags.word2vec: {file} header claims {count} vectors of {dim} dimensions "
+                             f"({n * dim * 4 / 2**30:.1f} GiB to read); use a real word2vec file or set tags.limit "
+                             f"<= {max(1, MAX_VECTOR_BYTES // (4 * max(dim, 1)))}")
+    smallest = n * dim * (4 if binary else 2)  # bytes the vectors need at least (text: a digit and a space each)
+    if opener is open and file.stat().st_size < smallest:
+        raise HashbenchError(f"tags.word2vec: {file} header claims {count} vectors of {dim} dimensions, which need "
+                             f"at least {smallest} bytes; the file has {file.stat().st_size} (truncated or not "
+                             f"word2vec)")
 
 
 # ------------------------------------------------------------------------------------------ processing

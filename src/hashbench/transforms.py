@@ -151,6 +151,16 @@ def build(recipe: str, augment: str, spec: InputSpec, image_shape: tuple, train:
                        v2.Normalize(list(spec.mean), list(spec.std)), *post])
 
 
+def pixels(image_shape: tuple) -> v2.Compose:
+    """The stored pixels as uint8 (C, H, W) at the dataset's size (image files resized as `Dataset.images` does)."""
+    return v2.Compose([v2.Resize(tuple(image_shape[:2])), v2.ToImage()])
+
+
+def flat_pixels(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 (N, H * W * C) in [0, 1], flattened in the stored (H, W, C) order."""
+    return x.permute(0, 2, 3, 1).flatten(1).float() / 255.0
+
+
 RANDOM = (v2.RandomCrop, v2.RandomHorizontalFlip)  # the only steps that draw random numbers
 
 

@@ -3,14 +3,22 @@ from __future__ import annotations
 
 from ..errors import HashbenchError
 from .base import DatasetInfo, Method, TrainSet
+from .cmfh import CMFH
+from .cvh import CVH
 from .djsrh import DJSRH
 from .dnnh import DNNH
 from .gpq import GPQ
 from .hyp2 import HyP2
+from .itq import ITQ
 from .lsh import LSH
+from .opq import OPQ
+from .pcah import PCAH
+from .pq import PQ
+from .sh import SH
 from .wsdhq import WSDHQ
 
-REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ, HyP2, GPQ)}
+REGISTRY: dict[str, type[Method]] = {m.name: m for m in (LSH, DNNH, DJSRH, WSDHQ, HyP2, GPQ,
+                                                          PCAH, ITQ, SH, PQ, OPQ, CVH, CMFH)}
 
 
 def get_method(name) -> type[Method]:

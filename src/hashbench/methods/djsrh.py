@@ -90,7 +90,7 @@ from ..losses.joint_semantics import (
 )
 from ..networks import HALF, Backbone, InputSpec
 from ..training import Field, Optim, Plan, Shuffled, StoredRows, Stream, backbone_params, sgd_params
-from ..transforms import build
+from ..transforms import build, flat_pixels, pixels
 from .base import DeepMethod, TrainSet, check_role, sign_codes
 
 
@@ -213,8 +213,7 @@ class DJSRH(DeepMethod):
         network whose input differs from the trained one's (image_network: mlp), its own un-augmented input."""
         shape = self.info.image_shape
         if self.feature_net is None:
-            return {"pixels": Field(images, build(self.name, "none", InputSpec(None, shape[2], (0.0,), (1.0,)),
-                                                  shape, train=False))}
+            return {"pixels": Field(images, pixels(shape))}
         if self.params["image_network"] != "backbone":
             return {"feature_image": Field(images, build(self.name, "none", self.feature_net.spec, shape,
                                                          train=False))}
@@ -259,7 +258,7 @@ class DJSRH(DeepMethod):
     def training_step(self, batch, ctx):
         x, t = batch["image"], batch["text"]
         if self.feature_net is None:  # F_I: the raw pixels of the un-augmented images
-            f_i = batch["pixels"].flatten(1)
+            f_i = flat_pixels(batch["pixels"])
         else:  # the frozen network on the augmented batch (or on its own input)
             with torch.no_grad(), ctx.autocast():
                 f_i = self.feature_net(batch.get("feature_image", x)).float()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..data import open_dataset
+from ..data import open_dataset, open_image
 from ..sampling import class_balanced_batch
 from ..transforms import split_random
 
@@ -72,19 +72,7 @@ class StoredRows:
             return list(ds.text(index))
         if ds.image_root is None:  # images stored in the HDF5 file
             return list(ds.images(index))
-        from PIL import Image
-
-        out = []
-        for path in ds.image_files(index):
-            try:
-                with Image.open(path) as im:
-                    out.append(im.convert("RGB"))
-            except (OSError, ValueError):
-                from ..errors import HashbenchError
-
-                raise HashbenchError(f"{path}: image missing or unreadable; place the dataset's images as the "
-                                     f"README says, or run `dvc repro download`") from None
-        return out
+        return [open_image(path) for path in ds.image_files(index)]
 
     def fingerprint(self) -> str:
         manifest = (self.folder / "manifest.json").read_bytes()

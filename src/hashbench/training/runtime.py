@@ -55,7 +55,8 @@ class Runtime:
         if self.device.type == "cuda":
             name += f" ({torch.cuda.get_device_name(self.device)})"
         return {"device": name, "precision": self.precision, "world_size": self.world_size, "workers": self.workers,
-                "torch": torch.__version__, "cuda": torch.version.cuda if self.device.type == "cuda" else None}
+                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                "cuda": torch.version.cuda if self.device.type == "cuda" else None}
 
 
 def resolve_device(value: str, local_rank: int | None = None) -> torch.device:
