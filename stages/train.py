@@ -44,26 +44,30 @@ def main():
     if runtime.main:
         note(f"train: {method.name} on {about['device']}, {about['precision']}, {runtime.world_size} process(es), "
              f"{runtime.workers} data worker(s)")
-    log = DvcLiveLog() if runtime.main else None
+    runtime.log = DvcLiveLog() if runtime.main else None
     start = time.perf_counter()
-    history = method.fit(data, log=log)
+    history = method.fit(data)
     seconds = time.perf_counter() - start
+    trainer = getattr(method, "trainer", None)
+    if runtime.main and trainer is None:  # a method fitted without the trainer: its rows, logged the same way
+        for row in history:
+            runtime.log(row, round(len(data) / max(seconds, 1e-9), 2))
     if runtime.main:
         # params.yaml edited while training (e.g. a second `dvc exp run` in this workspace): DVC would record the
         # new values for this model in dvc.lock and its run-cache, so nothing is written
         check_run_matches(run_identity(method), load_params(), "the model just trained")
         save_model(method)
-        trainer = getattr(method, "trainer", None)
         items, busy = (trainer.items_seen, trainer.seconds) if trainer else (len(data) * len(history), seconds)
         summary = {"method": method.name, "bits": bits, "seed": seed, "loss": history[-1]["loss"],
                    "epochs": len(history), "train_items": len(data), "seconds": round(seconds, 3),
+                   "samples_per_second": round(items / max(busy, 1e-9), 1),
                    # bit-reproducible only for the same device and thread count (see the README)
-                   "samples_per_second": round(items / max(busy, 1e-9), 1), **about,
+                   **about,
                    **{k: v for k, v in method.run_info().items() if k == "augment"},
                    "resumed_from": trainer.resumed_from if trainer else None}
         Path("metrics").mkdir(exist_ok=True)
         atomic_write_text("metrics/train.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
-        log.close()
+        runtime.log.close()
     if runtime.world_size > 1:
         import torch.distributed
 

@@ -116,8 +116,8 @@ def test_resume_equals_an_uninterrupted_run(name, tmp_path):
 
     def run(folder, log=None):
         method = get_method(name)(16, 3, params, info)
-        method.runtime = Runtime(checkpoints=tmp_path / folder, checkpoint_every=3, progress=False)
-        return method, method.fit(train, log=log)
+        method.runtime = Runtime(checkpoints=tmp_path / folder, checkpoint_every=3, progress=False, log=log)
+        return method, method.fit(train)
 
     full, history = run("a")
     with pytest.raises(_Stop):
@@ -134,9 +134,9 @@ def test_resume_equals_an_uninterrupted_run(name, tmp_path):
 def test_checkpoints_of_other_params_are_not_used(tmp_path):
     info, params, train = case("hyp2")
     method = get_method("hyp2")(16, 3, params, info)
-    method.runtime = Runtime(checkpoints=tmp_path, progress=False)
+    method.runtime = Runtime(checkpoints=tmp_path, progress=False, log=_stop_after(1))
     with pytest.raises(_Stop):
-        method.fit(train, log=_stop_after(1))
+        method.fit(train)
     other = get_method("hyp2")(16, 3, {**params, "lr": 0.02}, info)
     other.runtime = Runtime(checkpoints=tmp_path, progress=False)
     other.fit(train)

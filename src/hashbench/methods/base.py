@@ -77,9 +77,8 @@ class Method(abc.ABC):
             raise HashbenchError(f"bits: {bits!r} is not allowed for {cls.name}; use an integer in 1..1024")
 
     @abc.abstractmethod
-    def fit(self, train: TrainSet, log=None) -> list[dict]:
-        """Train; return one dict per epoch with at least {"epoch", "loss"} (`log(row, images_per_second)` gets
-        each row as it comes)."""
+    def fit(self, train: TrainSet) -> list[dict]:
+        """Train; return one dict per epoch with at least {"epoch", "loss"}."""
 
     @abc.abstractmethod
     def encode(self, data: np.ndarray, modality: str = "image", role: str = "database") -> np.ndarray:
@@ -205,8 +204,8 @@ class DeepMethod(Method):
         return ""
 
     # --- shared machinery --------------------------------------------------------------------------------------
-    def fit(self, train: TrainSet, log=None) -> list[dict]:
-        self.trainer = Trainer(self, self.runtime, log)
+    def fit(self, train: TrainSet) -> list[dict]:
+        self.trainer = Trainer(self, self.runtime)
         return self.trainer.fit(train)
 
     def transforms(self, spec, pool_first: bool | None = None) -> tuple:

@@ -37,6 +37,7 @@ class Runtime:
     checkpoints: Path | None = None  # None: no checkpoints (library use)
     checkpoint_every: int | None = None
     progress: bool = True
+    log: object = None  # log(row, images_per_second) after every epoch, e.g. training.live.DvcLiveLog
 
     @property
     def main(self) -> bool:

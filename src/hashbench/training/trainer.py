@@ -51,13 +51,14 @@ class _Step(nn.Module):
 
 
 class Trainer:
-    """Runs a DeepMethod's training on `runtime`; `log(row, images_per_second)` receives each epoch's row (rank 0).
+    """Runs a DeepMethod's training on `runtime`; its `log(row, images_per_second)` receives each epoch's row
+    (rank 0).
 
     The trainer is also the context the method's hooks receive: `device`, `epoch`, `step` (global, from 0),
     `rank`, `world_size`, `autocast()` and `merge_rows()`."""
 
-    def __init__(self, method, runtime: Runtime | None = None, log=None):
-        self.method, self.runtime, self.log = method, runtime or Runtime(), log
+    def __init__(self, method, runtime: Runtime | None = None):
+        self.method, self.runtime = method, runtime or Runtime()
         self.device = self.runtime.device
         self.rank, self.world_size = self.runtime.rank, self.runtime.world_size
         self.epoch = self.step = 0
@@ -180,8 +181,8 @@ class Trainer:
         return {k: v if k == "index" else v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def _log(self, row: dict, speed: float) -> None:
-        if self.log is not None and self.runtime.main:
-            self.log(row, speed)
+        if self.runtime.log is not None and self.runtime.main:
+            self.runtime.log(row, speed)
 
     def _check_finite(self, value: float, epoch: int, batch: int, store) -> None:
         finite = math.isfinite(value)
