@@ -24,7 +24,9 @@ RUNTIME_SCHEMA = {
     "nproc": Param(1, int, ge=1),  # training processes (torchrun); the stage starts torchrun itself when > 1
     "checkpoint_every": Param(None, int, ge=1, nullable=True),  # also checkpoint every N steps (null: epochs only)
 }
-CHECKPOINTS = Path(".hashbench/checkpoints")  # git- and DVC-ignored; DVC never deletes it before a stage runs
+# git- and DVC-ignored, so DVC never deletes it before a stage runs; HASHBENCH_CHECKPOINTS (an absolute path) lets
+# queued or --temp experiments, which run in temporary copies of the repository, keep theirs across attempts
+CHECKPOINTS = Path(os.environ.get("HASHBENCH_CHECKPOINTS", ".hashbench/checkpoints"))
 
 
 @dataclass

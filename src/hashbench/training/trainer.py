@@ -84,97 +84,114 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------- the loop
     def fit(self, train) -> list[dict]:
+        self._prepare(train)
+        start = self._resume()
+        bar = tqdm(total=self.total, initial=min(start[0] * self.per_epoch + start[1], self.total),
+                   desc=f"{self.method.name} steps", unit="step", disable=not self.runtime.progress)
+        try:  # the bar is closed before an error line is printed
+            for epoch in range(start[0], math.ceil(self.total / self.per_epoch)):
+                self._epoch(epoch, start if epoch == start[0] else (epoch, 0, {}), bar)
+        finally:
+            bar.close()
+        self.method.on_train_end(self)
+        if self.store is not None and self.runtime.main:
+            self.store.remove()
+        return self.history
+
+    def _prepare(self, train) -> None:
+        """The method's pieces on the device (wrapped in DDP when distributed), its data plan and loaders."""
         m, rt = self.method, self.runtime
         m.setup(train, self)
         plan: Plan = m.plan(train)
-        nets = nn.ModuleDict(m.modules()).to(self.device)
+        self.nets = nn.ModuleDict(m.modules()).to(self.device)
         for frozen in m.frozen_modules().values():
             frozen.to(self.device)
-        optims = m.optimizers()
-        scaler = torch.amp.GradScaler(self.device.type, enabled=rt.precision == "fp16")
-        model = _Step(m, nets, self)
+        self.optims = m.optimizers()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.precision == "fp16")
+        self.model = _Step(m, self.nets, self)
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)  # rank 0's weights everywhere
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)  # rank 0's weights
             if self.rank > 0:  # dropout and other draws differ between processes
                 torch.manual_seed(int(np.random.SeedSequence([m.seed, self.rank]).generate_state(1)[0]))
-        streams = list(plan.streams.items())
-        keys = {name: (m.seed, i) for i, (name, _) in enumerate(streams)}
-        per_epoch = streams[0][1].plan.steps(self.world_size)
-        total = plan.iterations if plan.iterations is not None else plan.epochs * per_epoch
-        n_epochs = math.ceil(total / per_epoch)
-        store = self._store(plan) if rt.checkpoints is not None else None
-        state = store.load() if store is not None else None
-        history, speeds, start = [], [], (0, 0, {})
-        if state is not None:
-            start = self._restore(state, nets, optims, scaler)
-            history, speeds = list(state["history"]), list(state["speeds"])
-            self.resumed_from = {"epoch": start[0], "batch": start[1]}
-            if rt.main:
-                note(f"{m.name}: resuming from {store.path} at epoch {start[0] + 1} of {n_epochs}, batch "
-                     f"{start[1]} (same params, data and code)")
-                for row, speed in zip(history, speeds):
-                    self._log(row, speed)
-        loaders = {name: loader(Items(s.fields), rt.workers, self.device.type == "cuda") for name, s in streams}
-        bar = tqdm(total=total, initial=min(start[0] * per_epoch + start[1], total), desc=f"{m.name} steps",
-                   unit="step", disable=not rt.progress)
-        try:  # the bar is closed before an error line is printed
-            for epoch in range(start[0], n_epochs):
-                self.epoch = epoch
-                steps = range(epoch * per_epoch, min((epoch + 1) * per_epoch, total))
-                skip = start[1] if epoch == start[0] else 0
-                sums = dict(start[2]) if epoch == start[0] else {}
-                m.on_epoch_start(epoch, self)
-                iters = {}
-                for name, stream in streams:
-                    batches = stream.plan.batches(keys[name], epoch, steps, self.rank, self.world_size)
-                    loaders[name].batch_sampler.batches = [
-                        list(zip(b.tolist(), item_seeds(keys[name], step, self.rank, len(b)).tolist()))
-                        for step, b in zip(steps, batches)][skip:]
-                    iters[name] = iter(loaders[name])
-                began, seen = time.perf_counter(), 0
-                for b in range(skip, len(steps)):
-                    self.step = steps[b]
-                    batch = {name: self._to_device(next(iters[name])) for name, _ in streams}
-                    seen += sum(len(x["index"]) for x in batch.values()) * self.world_size
-                    loss, parts = model(batch[streams[0][0]] if len(streams) == 1 else batch)
-                    value = loss.item()
-                    self._check_finite(value, epoch, b, store)
-                    for o in optims:
-                        o.optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    for o in optims:
-                        scaler.step(o.optimizer)
-                    scaler.update()
-                    lr = optims[0].optimizer.param_groups[0]["lr"]
-                    for o in optims:
-                        if o.every == "step" and o.scheduler is not None:
-                            o.scheduler.step()
-                    for key, v in {"loss": value, **parts}.items():
-                        sums[key] = sums.get(key, 0.0) + (v.detach().item() if torch.is_tensor(v) else float(v))
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
-                    if store is not None and rt.checkpoint_every and (self.step + 1) % rt.checkpoint_every == 0 \
-                            and b + 1 < len(steps):
-                        self._save(store, (epoch, b + 1, sums), nets, optims, scaler, history, speeds)
-                seconds = time.perf_counter() - began
-                self.items_seen, self.seconds = self.items_seen + seen, self.seconds + seconds
-                row = {"epoch": epoch, **{k: v / len(steps) for k, v in sums.items()}, "lr": lr,
-                       **m.on_epoch_end(epoch, self)}
-                for o in optims:
-                    if o.every == "epoch" and o.scheduler is not None:
-                        o.scheduler.step()
-                history.append(row)
-                speeds.append(round(seen / max(seconds, 1e-9), 2))
-                self._log(row, speeds[-1])
-                if store is not None:
-                    self._save(store, (epoch + 1, 0, {}), nets, optims, scaler, history, speeds)
-        finally:
-            bar.close()
-        m.on_train_end(self)
-        if store is not None and rt.main:
-            store.remove()
-        return history
+        self.streams = list(plan.streams.items())
+        self.keys = {name: (m.seed, i) for i, (name, _) in enumerate(self.streams)}
+        self.per_epoch = self.streams[0][1].plan.steps(self.world_size)
+        self.total = plan.iterations if plan.iterations is not None else plan.epochs * self.per_epoch
+        self.store = self._store(plan) if rt.checkpoints is not None else None
+        self.history, self.speeds = [], []
+        self.loaders = {name: loader(Items(s.fields), rt.workers, self.device.type == "cuda")
+                        for name, s in self.streams}
+
+    def _resume(self) -> tuple:
+        """(epoch, batch, partial sums) to start from: the checkpoint's place, or the beginning."""
+        state = self.store.load() if self.store is not None else None
+        if state is None:
+            return 0, 0, {}
+        start = self._restore(state)
+        self.history, self.speeds = list(state["history"]), list(state["speeds"])
+        self.resumed_from = {"epoch": start[0], "batch": start[1]}
+        if self.runtime.main:
+            note(f"{self.method.name}: resuming from {self.store.path} at epoch {start[0] + 1} of "
+                 f"{math.ceil(self.total / self.per_epoch)}, batch {start[1]} (same params, data and code)")
+            for row, speed in zip(self.history, self.speeds):
+                self._log(row, speed)
+        return start
+
+    def _epoch(self, epoch: int, start: tuple, bar) -> None:
+        """Steps of `epoch` from batch start[1] on (with the partial sums start[2]), then its row and checkpoint."""
+        m, store = self.method, self.store
+        self.epoch, skip, sums = epoch, start[1], dict(start[2])
+        steps = range(epoch * self.per_epoch, min((epoch + 1) * self.per_epoch, self.total))
+        m.on_epoch_start(epoch, self)
+        iters = {}
+        for name, stream in self.streams:
+            batches = stream.plan.batches(self.keys[name], epoch, steps, self.rank, self.world_size)
+            self.loaders[name].batch_sampler.batches = [
+                list(zip(b.tolist(), item_seeds(self.keys[name], step, self.rank, len(b)).tolist()))
+                for step, b in zip(steps, batches)][skip:]
+            iters[name] = iter(self.loaders[name])
+        began, seen = time.perf_counter(), 0
+        for b in range(skip, len(steps)):
+            self.step = steps[b]
+            batch = {name: self._to_device(next(iters[name])) for name, _ in self.streams}
+            seen += sum(len(x["index"]) for x in batch.values()) * self.world_size
+            value, parts, lr = self._step(batch[self.streams[0][0]] if len(batch) == 1 else batch, epoch, b)
+            for key, v in {"loss": value, **parts}.items():
+                sums[key] = sums.get(key, 0.0) + (v.detach().item() if torch.is_tensor(v) else float(v))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
+            every = self.runtime.checkpoint_every
+            if store is not None and every and (self.step + 1) % every == 0 and b + 1 < len(steps):
+                self._save((epoch, b + 1, sums))
+        seconds = time.perf_counter() - began
+        self.items_seen, self.seconds = self.items_seen + seen, self.seconds + seconds
+        row = {"epoch": epoch, **{k: v / len(steps) for k, v in sums.items()}, "lr": lr, **m.on_epoch_end(epoch, self)}
+        for o in self.optims:
+            if o.every == "epoch" and o.scheduler is not None:
+                o.scheduler.step()
+        self.history.append(row)
+        self.speeds.append(round(seen / max(seconds, 1e-9), 2))
+        self._log(row, self.speeds[-1])
+        if store is not None:
+            self._save((epoch + 1, 0, {}))
+
+    def _step(self, batch, epoch: int, b: int) -> tuple:
+        """One optimisation step: (loss value, parts, the lr it used)."""
+        loss, parts = self.model(batch)
+        value = loss.item()
+        self._check_finite(value, epoch, b)
+        for o in self.optims:
+            o.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        for o in self.optims:
+            self.scaler.step(o.optimizer)
+        self.scaler.update()
+        lr = self.optims[0].optimizer.param_groups[0]["lr"]
+        for o in self.optims:
+            if o.every == "step" and o.scheduler is not None:
+                o.scheduler.step()
+        return value, parts, lr
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _to_device(self, batch: dict) -> dict:
@@ -184,15 +201,15 @@ class Trainer:
         if self.runtime.log is not None and self.runtime.main:
             self.runtime.log(row, speed)
 
-    def _check_finite(self, value: float, epoch: int, batch: int, store) -> None:
+    def _check_finite(self, value: float, epoch: int, batch: int) -> None:
         finite = math.isfinite(value)
         if self.world_size > 1:  # every process stops together
             flag = torch.tensor([float(finite)], device=self.device if self.device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
             finite = bool(flag.item())
         if not finite:
-            if store is not None and self.runtime.main:
-                store.remove()
+            if self.store is not None and self.runtime.main:
+                self.store.remove()
             raise HashbenchError(f"{self.method.name}: the loss is {value} at epoch {epoch + 1}, batch {batch + 1} "
                                  f"(step {self.step + 1}); training stopped and no model was written (a smaller lr "
                                  f"may help)")
@@ -206,7 +223,7 @@ class Trainer:
                        "world_size": self.world_size, "data": data, "extra": m.fingerprint()})
         return Checkpoints(rt.checkpoints, key)
 
-    def _save(self, store, position, nets, optims, scaler, history, speeds) -> None:
+    def _save(self, position: tuple) -> None:
         mine = {"rng": capture_rng(), "method": self.method.train_state()}
         ranks = [mine]
         if self.world_size > 1:
@@ -214,22 +231,23 @@ class Trainer:
             torch.distributed.all_gather_object(ranks, mine)
         if self.runtime.main:
             epoch, batch, sums = position
-            store.save({"position": [epoch, batch], "sums": sums, "history": history, "speeds": speeds,
-                        "modules": {k: v.detach().cpu() for k, v in nets.state_dict().items()},
-                        "optimizers": [o.optimizer.state_dict() for o in optims],
-                        "schedulers": [o.scheduler.state_dict() if o.scheduler is not None else {} for o in optims],
-                        "scaler": scaler.state_dict(), "ranks": ranks})
+            modules = {k: v.detach().cpu() for k, v in self.nets.state_dict().items()}
+            schedulers = [o.scheduler.state_dict() if o.scheduler is not None else {} for o in self.optims]
+            self.store.save({"position": [epoch, batch], "sums": sums, "history": self.history,
+                             "speeds": self.speeds, "modules": modules, "schedulers": schedulers,
+                             "optimizers": [o.optimizer.state_dict() for o in self.optims],
+                             "scaler": self.scaler.state_dict(), "ranks": ranks})
         if self.world_size > 1:
             torch.distributed.barrier()
 
-    def _restore(self, state, nets, optims, scaler) -> tuple:
-        nets.load_state_dict(state["modules"])
-        for o, saved, sched in zip(optims, state["optimizers"], state["schedulers"]):
+    def _restore(self, state) -> tuple:
+        self.nets.load_state_dict(state["modules"])
+        for o, saved, sched in zip(self.optims, state["optimizers"], state["schedulers"]):
             o.optimizer.load_state_dict(saved)
             if o.scheduler is not None:
                 o.scheduler.load_state_dict(sched)
         if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
+            self.scaler.load_state_dict(state["scaler"])
         mine = state["ranks"][self.rank]
         self.method.load_train_state(mine["method"])
         restore_rng(mine["rng"])
