@@ -237,3 +237,17 @@ class DeepMethod(Method):
             train, test = self.image_transforms
             info["transforms"] = {"train": describe(train), "test": describe(test)}
         return info
+
+
+class LabelHashing(DeepMethod):
+    """One image network `net` trained by `loss_fn(outputs, multi-hot labels)`, codes = sign of its outputs (DNNH,
+    HyP²)."""
+
+    def training_step(self, batch, ctx):
+        with ctx.autocast():
+            out = self.net(batch["image"])
+        return self.loss_fn(out.float(), batch["label"].float()), {}
+
+    def encode(self, data, modality="image", role="database"):
+        check_role(modality, role, self.modalities)
+        return sign_codes(self.map_rows(self.net, data, self.image_transforms[1], self.bits, f"encode {role}"))

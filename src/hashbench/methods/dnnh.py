@@ -28,10 +28,10 @@ from ..config import Param
 from ..losses.triplet import TripletRankingLoss, margin_for_bits
 from ..networks import Backbone
 from ..training import ClassBalanced, Field, Optim, Plan, Stream, backbone_params, sgd_params
-from .base import DeepMethod, TrainSet, check_role, sign_codes
+from .base import LabelHashing, TrainSet
 
 
-class DNNH(DeepMethod):
+class DNNH(LabelHashing):
     name = "dnnh"
     needs = frozenset({"labels"})
     preset = {"topk": "all", "zero": "count"}  # the reference's compute_mAP: AP over the whole ranking
@@ -70,12 +70,3 @@ class DNNH(DeepMethod):
         optimizer = torch.optim.SGD(self.net.parameters(), lr=p["lr"], momentum=p["momentum"],
                                     weight_decay=p["weight_decay"])
         return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]
-
-    def training_step(self, batch, ctx):
-        with ctx.autocast():
-            codes = self.net(batch["image"])
-        return self.loss_fn(codes.float(), batch["label"].float()), {}
-
-    def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
-        return sign_codes(self.map_rows(self.net, data, self.image_transforms[1], self.bits, f"encode {role}"))

@@ -37,10 +37,10 @@ from ..errors import HashbenchError
 from ..losses.hyp2 import HyP2Loss, zeta_for
 from ..networks import Backbone
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params, sgd_params
-from .base import DeepMethod, TrainSet, check_role, sign_codes
+from .base import LabelHashing, TrainSet
 
 
-class HyP2(DeepMethod):
+class HyP2(LabelHashing):
     name = "hyp2"
     needs = frozenset({"labels"})
     preset = {"topk": 5000, "zero": "count"}
@@ -83,12 +83,3 @@ class HyP2(DeepMethod):
                                      {"params": self.loss_fn.parameters(), "lr": p["proxy_lr"]}],
                                     momentum=p["momentum"], weight_decay=p["weight_decay"])
         return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]
-
-    def training_step(self, batch, ctx):
-        with ctx.autocast():
-            out = self.net(batch["image"])
-        return self.loss_fn(out.float(), batch["label"].float()), {}
-
-    def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
-        return sign_codes(self.map_rows(self.net, data, self.image_transforms[1], self.bits, f"encode {role}"))
