@@ -3,9 +3,8 @@
 Embedded sets are generated from package-shipped MNIST, offline; real sets are downloaded with checksums (or taken
 from data/manual/<dataset>/) and converted. Reads params: dataset, <dataset block>.
 """
-from hashbench.catalog import check_dataset_name
 from hashbench.config import load_params
-from hashbench.download import prepare_dataset
+from hashbench.datasets import check_dataset_name, prepare_dataset
 from hashbench.stage import run_stage
 
 OUT = "data/raw"

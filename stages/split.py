@@ -2,9 +2,9 @@
 
 Reads params: dataset, <dataset block> (its `split` protocol and its own `seed`).
 """
-from hashbench.catalog import dataset_block
 from hashbench.config import load_params
 from hashbench.data import open_dataset
+from hashbench.datasets import dataset_block
 from hashbench.splits import make_split, save_split
 from hashbench.stage import run_stage
 

@@ -1,6 +1,9 @@
 """Shared fixtures: the embedded datasets generated once per test session into a temporary folder, and miniature
 copies of real archives."""
+import functools
+import http.server
 import io
+import threading
 import zipfile
 
 import numpy as np
@@ -98,3 +101,34 @@ def mirflickr_archives():
         (folder / "mirflickr25k_annotations_v080.zip").write_bytes(buf.getvalue())
 
     return build
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.server.paths.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """Serve tmp_path/www on 127.0.0.1 (ephemeral port) from a thread; yields (base_url, www, requested paths)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(www)))
+    httpd.paths = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www, httpd.paths
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert len(httpd.paths) <= 10  # bounded request count per test
+

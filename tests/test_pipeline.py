@@ -180,16 +180,18 @@ def test_stages_on_a_real_format_dataset(tmp_path, mirflickr_archives, method):
     after download: image-path sets, the tags stage on real-style tags, and the text modality."""
     import json
 
-    from hashbench.download import convert_mirflickr25k
+    from hashbench.datasets import get_dataset
 
     copy_project(tmp_path)
     mirflickr_archives(tmp_path, n=90)
-    convert_mirflickr25k(tmp_path / "mirflickr25k.zip", tmp_path / "mirflickr25k_annotations_v080.zip",
-                         tmp_path / "data/raw", image_size=32)
+    spec = get_dataset("mirflickr25k")
+    block = {"image_size": 32, "subset": "all",
+             "split": {"protocol": "random", "n_query": 15, "n_train": 45, "train_in_database": False}}
+    spec.convert({name: tmp_path / name for name in ("mirflickr25k.zip", "mirflickr25k_annotations_v080.zip")},
+                 spec.validate(block), tmp_path / "data/raw")
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params.update(dataset="mirflickr25k", method=method, bits=16)
-    params["mirflickr25k"].update(image_size=32, split={"protocol": "random", "n_query": 15, "n_train": 45,
-                                                          "train_in_database": False})
+    params["mirflickr25k"].update(block)
     params["tags"].update(min_count=1)
     params[method].update(epochs=2, batch_size=16)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

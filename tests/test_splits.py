@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import shared_data_dir
 
 from hashbench.data import open_dataset, write_dataset
-from hashbench.download import read_nuswide_concepts, read_nuswide_groundtruth, shared_data_dir
+from hashbench.datasets.nuswide import read_concepts as read_nuswide_concepts
+from hashbench.datasets.nuswide import read_groundtruth as read_nuswide_groundtruth
 from hashbench.embedded import EMBEDDED
 from hashbench.errors import HashbenchError
 from hashbench.splits import check_split, load_split, make_split, quota_sample, save_split, validate_protocol

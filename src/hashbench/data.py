@@ -5,14 +5,16 @@ A dataset is a folder (the download stage's output, ``data/raw/``) holding ``dat
 ``dataset.h5``:
 
 - ``labels``: uint8 (N, C) multi-hot (single-label sets are one-hot; root attr ``single_label``).
-- either ``images``: uint8 (N, H, W, Ch) stored in the file, or ``image_paths``: UTF-8 strings (N,) relative to the
+- either ``images``: uint8 (N, H, W, Ch) stored in the file (given as an array, or as a row source written in
+  blocks), or ``image_paths``: UTF-8 strings (N,) relative to the
   root attr ``image_root``, read as RGB and resized to the root attr ``image_size`` squared (or neither, for
   label-only sets such as NUS-WIDE without its images).
 - optional ``tags/vocab`` (UTF-8 (T,)), ``tags/indptr`` int64 (N+1), ``tags/indices`` int32: raw user tags per item
   as CSR rows into the vocab, in the order the user gave them, no duplicate within a row.
 - optional ``text``: float32 (N, V) bag of words; root attr ``text_from_tags`` true when it is over the tag vocab.
 - optional ``partition``: uint8 (N,) fixed side given by the protocol: 1 = query side, 0 = database/train side.
-- optional extra arrays (e.g. ``source_ids``) readable with :meth:`Dataset.array`.
+- optional extra arrays (e.g. ``source_ids``; ``list_query`` / ``list_train`` / ``list_database`` from published
+  split lists) readable with :meth:`Dataset.array`.
 - root attrs ``name``, ``class_names`` (JSON list), ``single_label``.
 
 ``manifest.json`` describes it (counts, modalities, md5 of every file, source and generator params).
@@ -144,6 +146,12 @@ def _tags_to_csr(tags, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     return vocab, indptr, indices
 
 
+def _row_source(images) -> bool:
+    """True for an image source read in row blocks (``shape``, ``dtype`` and slicing, e.g. a large .mat file's array)
+    rather than an array in memory."""
+    return not isinstance(images, np.ndarray) and hasattr(images, "shape") and hasattr(images, "__getitem__")
+
+
 def _md5_entry(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "md5": file_md5(path)}
 
@@ -225,8 +233,9 @@ def write_dataset(
     modalities: list[str] = []
     image_shape = None
     if images is not None:
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != n:
+        if not _row_source(images):
+            images = np.asarray(images)
+        if images.dtype != np.uint8 or len(images.shape) != 4 or images.shape[0] != n:
             raise HashbenchError(f"images: {images.dtype} {images.shape} is not allowed; use uint8 ({n}, H, W, Ch)")
         image_shape = list(images.shape[1:])
         modalities.append("image")
@@ -284,8 +293,14 @@ def write_dataset(
                 f.attrs["text_vocab"] = json.dumps(text_vocab, ensure_ascii=False)
             f.create_dataset("labels", data=labels, track_times=False)
             if images is not None:
-                chunks = (min(max(n, 1), 256),) + images.shape[1:]
-                f.create_dataset("images", data=images, chunks=chunks if n else None, track_times=False)
+                chunks = (min(max(n, 1), 256),) + tuple(images.shape[1:])
+                if _row_source(images):  # written block by block, never held in memory whole
+                    ds = f.create_dataset("images", shape=images.shape, dtype=np.uint8, chunks=chunks if n else None,
+                                          track_times=False)
+                    for start in range(0, n, 256):
+                        ds[start:start + 256] = images[start:start + 256]
+                else:
+                    f.create_dataset("images", data=images, chunks=chunks if n else None, track_times=False)
             if image_paths is not None:
                 f.attrs["image_root"] = str(image_root)
                 f.attrs["image_size"] = int(image_size)

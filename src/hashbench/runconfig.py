@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .catalog import check_dataset_name, dataset_block
 from .config import Param, require, validate
 from .data import atomic_write_json
+from .datasets import check_dataset_name, dataset_block
 from .errors import HashbenchError
 from .training.runtime import validate_runtime
 
@@ -42,6 +42,8 @@ def resolve(params: dict) -> dict[str, dict]:
     name = check_dataset_name(params.get("dataset"))
     block = dataset_block(name, params.get(name))
     converter = {k: v for k, v in block.items() if k != "split"}
+    if block["split"]["protocol"] == "lists":  # the download stage matches the published lists to the items
+        converter["split"] = block["split"]
     return {
         "download": {"dataset": name, name: converter},
         "split": {"dataset": name, "seed": block["seed"], "split": block["split"]},

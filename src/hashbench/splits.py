@@ -19,6 +19,12 @@ Protocols:
 - ``partition``: the dataset's stored ``partition`` (1 = query side, e.g. an official test list or the
   mnist5k-tags query pool) gives the queries; the other side is the database; ``n_train`` items of it (all when
   null) are the training set.
+- ``djsrh`` (DJSRH's MIRFlickr / NUS-WIDE recipe, seeded): for each label column in turn, among the items carrying
+  it that are not chosen yet, ``query_per_class`` queries then ``train_per_class`` training items are drawn (the first
+  column takes ``first_class_factor`` times as many; a column short of items gives what it has); the training set is
+  then topped up at random from the database to ``n_train``; database = every item but the queries.
+- ``lists``: published split lists (``format`` deephash, hyp2 or wsdhq; see :mod:`hashbench.lists`), matched to the
+  items by the download stage; ``train_in_database: null`` takes what the lists give.
 
 With ``labeled_unlabeled: true`` the split also has ``labeled`` = train and ``unlabeled`` = database - train, for
 semi-supervised methods. With ``train_in_database: false`` that makes the unlabeled part the whole database (GPQ's
@@ -37,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from . import lists
 from .config import Param, validate
 from .data import atomic_path, atomic_write_json
 from .errors import HashbenchError
@@ -74,6 +81,24 @@ PROTOCOLS: dict[str, dict[str, Param]] = {
         "n_query": Param(1000, int, ge=1),
         "n_train": Param(4000, int, ge=1),
         **_COMMON,
+    },
+    "djsrh": {
+        "protocol": Param("djsrh", str),
+        "query_per_class": Param(80, int, ge=0),
+        "train_per_class": Param(200, int, ge=0),
+        "first_class_factor": Param(2, int, ge=1),
+        "n_train": Param(5000, int, ge=1),
+        "train_in_database": Param(True, bool, choices=(True,)),
+        "labeled_unlabeled": Param(False, bool),
+    },
+    "lists": {
+        "protocol": Param("lists", str),
+        "format": Param("deephash", str, choices=("deephash", "hyp2", "wsdhq")),
+        "n_query": Param(1000, int, ge=1),  # hyp2 only: the first n_query rows of flickr.txt's permutation
+        "n_train": Param(4000, int, ge=1),  # hyp2 only: the next n_train rows
+        "check_labels": Param(True, bool),
+        "train_in_database": Param(None, bool, nullable=True),
+        "labeled_unlabeled": Param(False, bool),
     },
 }
 
@@ -128,6 +153,32 @@ def quota_sample(labels: np.ndarray, per_class: int, rng: np.random.Generator, a
     return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
 
 
+def djsrh_sample(labels: np.ndarray, proto: dict, rng: np.random.Generator,
+                 what: str = "split") -> tuple[np.ndarray, np.ndarray]:
+    """(query, train) by DJSRH's per-label recipe (see the module doc), sorted int64."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    taken = np.zeros(n, dtype=bool)
+    query, train = [], []
+    for col in range(labels.shape[1]):
+        factor = proto["first_class_factor"] if col == 0 else 1
+        q, t = factor * proto["query_per_class"], factor * proto["train_per_class"]
+        cand = np.flatnonzero(~taken & (labels[:, col] > 0))
+        cand = cand[rng.permutation(cand.size)]
+        query.append(cand[:q])
+        train.append(cand[q:q + t])
+        taken[cand[:q + t]] = True
+    query, train = np.concatenate(query).astype(np.int64), np.concatenate(train).astype(np.int64)
+    short = proto["n_train"] - train.size
+    if short > 0:
+        pool = _complement(n, query, train)
+        if pool.size < short:
+            raise HashbenchError(f"{what}.n_train: {n} items cannot give {proto['n_train']} training items outside "
+                                 f"{query.size} queries; lower n_train")
+        train = np.concatenate([train, pool[rng.permutation(pool.size)[:short]]])
+    return np.sort(query), np.sort(train[:proto["n_train"]])
+
+
 def _complement(n: int, *parts: np.ndarray) -> np.ndarray:
     mask = np.ones(n, dtype=bool)
     for part in parts:
@@ -168,6 +219,12 @@ def make_split(dataset, protocol: dict, seed: int) -> dict[str, np.ndarray]:
         query = np.sort(order[:proto["n_query"]]).astype(np.int64)
         train = np.sort(order[proto["n_query"]:proto["n_query"] + proto["n_train"]]).astype(np.int64)
         database = _complement(n, query) if proto["train_in_database"] else _complement(n, query, train)
+    elif kind == "djsrh":
+        query, train = djsrh_sample(labels, proto, rng, where)
+        database = _complement(n, query)
+    elif kind == "lists":
+        stored = lists.stored(dataset, where)
+        query, train, database = (np.sort(stored[k]) for k in ("query", "train", "database"))
     else:  # partition
         part = dataset.partition()
         if part is None:
@@ -226,7 +283,13 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
     if np.intersect1d(q, tr).size:
         fail(f"{np.intersect1d(q, tr).size} query items are also in train")
     rules.append("query ∩ train = ∅")
-    if proto["train_in_database"]:
+    inside = proto["train_in_database"]
+    if inside is None:  # lists with train_in_database: null take what the lists give
+        inside = not np.setdiff1d(tr, db).size
+        if not inside and np.intersect1d(tr, db).size:
+            fail(f"{np.intersect1d(tr, db).size} of {tr.size} train items are in the database: the lists put train "
+                 f"neither inside nor outside it")
+    if inside:
         if np.setdiff1d(tr, db).size:
             fail(f"{np.setdiff1d(tr, db).size} train items are not in the database (train_in_database: true)")
         rules.append("train ⊂ database")
@@ -236,13 +299,14 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
         rules.append("train ∩ database = ∅")
     covered = np.union1d(np.union1d(q, db), tr).size
     if covered != n:
-        fail(f"query ∪ database ∪ train covers {covered} of {n} items; every item must be in one part")
+        hint = "; choose the dataset subset the lists were made from" if proto["protocol"] == "lists" else ""
+        fail(f"query ∪ database ∪ train covers {covered} of {n} items; every item must be in one part{hint}")
     rules.append("query ∪ database ∪ train = all items")
     if "labeled" in arr or "unlabeled" in arr:
         lab, unl = arr.get("labeled", np.zeros(0, np.int64)), arr.get("unlabeled", np.zeros(0, np.int64))
         if np.intersect1d(lab, unl).size:
             fail("labeled and unlabeled overlap")
-        if proto["train_in_database"] or not proto["labeled_unlabeled"]:
+        if inside or not proto["labeled_unlabeled"]:
             if not np.array_equal(np.union1d(lab, unl), np.sort(db)):
                 fail("labeled ∪ unlabeled must equal the database")
             rules.append("labeled ∪ unlabeled = database, disjoint")
@@ -276,6 +340,22 @@ def check_split(split: dict, dataset, protocol: dict) -> list[str]:
             if arr[key].size != proto[f"n_{key}"]:
                 fail(f"{key} has {arr[key].size} items; the protocol asks n_{key} = {proto[f'n_{key}']}")
         rules.append(f"|query| = {proto['n_query']}, |train| = {proto['n_train']}")
+    elif kind == "djsrh":
+        most = proto["query_per_class"] * (c - 1 + proto["first_class_factor"])
+        if tr.size != proto["n_train"] or q.size > most:
+            fail(f"query/train have {q.size}/{tr.size} items; the protocol asks at most {most} queries and "
+                 f"n_train = {proto['n_train']}")
+        if not np.array_equal(np.sort(db), _complement(n, q)):
+            fail("database must be every item but the queries")
+        rules.append(f"|query| = {q.size} <= {most} (per-label quotas), |train| = {proto['n_train']}, "
+                     f"database = all - query")
+    elif kind == "lists":
+        published = lists.stored(dataset, where)
+        for key in ("query", "train", "database"):
+            if not np.array_equal(np.sort(arr[key]), np.sort(published[key])):
+                fail(f"{key} differs from the published list ({arr[key].size} vs {published[key].size} items)")
+        rules.append(f"query / train / database = the published {proto['format']} lists "
+                     f"({q.size} / {tr.size} / {db.size})")
     else:
         part = dataset.partition()
         if part is None:

@@ -17,6 +17,10 @@ enhancement -> DBSCAN synonym merge -> unit sphere); every step and threshold is
    merged tag whose embedding is the L2-normalised mean of its members' enhanced vectors (DBSCAN noise, possible only
    with min_samples > 1, is dropped: "dbscan_noise").
 
+``source: official`` skips all of this and takes WSDHQ's own processed tags (raw train tags, merge map and merged-tag
+embeddings from the authors' ``data.tar.gz``, stored in ``data/raw`` by the download stage with
+``split.format: wsdhq``; the tags stage runs :func:`hashbench.official_tags.run` then).
+
 ``process: false`` is the ablation: steps 3-5 are skipped and every kept raw tag is its own target, with its
 L2-normalised word vector (normalised as the processed embeddings are, so the loss weights mean the same).
 
@@ -60,6 +64,7 @@ SCHEMA: dict[str, Param] = {
     "sample": Param(0.001, float, ge=0.0),
     "w2v_epochs": Param(40, int, ge=1),
     "seed": Param(0, int, ge=0),
+    "source": Param("ours", str, choices=("ours", "official")),  # official: WSDHQ's processed tags (its data.tar.gz)
 }
 
 
