@@ -227,3 +227,16 @@ def test_shift_on_digits_and_auto():
     assert "RandomHorizontalFlip" not in names and names.index("AvgPool") < names.index("RandomCrop")
     with pytest.raises(HashbenchError, match="augment: 'paper' is not allowed for lsh"):
         transforms.build("lsh", "paper", spec, (56, 56, 1), True)
+
+
+@pytest.mark.parametrize("name", ["dnnh", "hyp2", "gpq", "wsdhq", "djsrh"])
+def test_mixed_precision_path(name):
+    """The CUDA default (networks under autocast, losses in float32) exercised on the CPU with bfloat16: finite
+    losses, float32 codes and features."""
+    info, params, train = case(name)
+    method = get_method(name)(16, 0, {**params, "epochs": 1} if "epochs" in params else params, info)
+    method.runtime = Runtime(precision="bf16", progress=False)
+    history = method.fit(train)
+    assert all(np.isfinite(row["loss"]) for row in history)
+    codes = method.encode(train.images, role="query")
+    assert codes.dtype in (np.int8, np.float32) and len(codes) == len(train)
