@@ -64,16 +64,8 @@ def test_kill_9_then_resume_gives_the_same_model(project):
     assert len(lines) == 1 and lines[0].startswith("dnnh: resuming from .hashbench/checkpoints/"), resumed.stderr
     assert (project / "models/model.pt").read_bytes() == uninterrupted
     assert json.loads((project / "metrics/train.json").read_text())["resumed_from"] is not None
+    assert len((project / "dvclive/plots/metrics/loss.tsv").read_text().splitlines()) == 1 + 3  # epochs replayed
     assert not list(checkpoints.glob("*/last.pt"))
-    # a checkpoint of other params is never used
-    proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=project, env=env, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    while not list(checkpoints.glob("*/last.pt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    configure(project, "dnnh", {"epochs": 1})
-    assert "resuming" not in run("python stages/train.py", project).stderr
 
 
 def test_torchrun_two_cpu_processes_train_to_a_sane_map(project):
