@@ -82,7 +82,8 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def encode(self, data: np.ndarray, modality: str = "image", role: str = "database") -> np.ndarray:
-        """Codes for `data` (uint8 images or float32 bag-of-words texts); see the module docstring."""
+        """Codes for `data` (uint8 images or float32 bag-of-words texts: arrays, or `training.StoredRows` that are
+        read a batch at a time); see the module docstring."""
 
     def codebooks(self) -> np.ndarray:
         """(M, K, D) float32 codebooks of a quantized method."""
@@ -153,7 +154,6 @@ class DeepMethod(Method):
       `train_state` / `load_train_state` for state outside the modules (kept in checkpoints).
     """
 
-    recipe: ClassVar[str | None] = None  # key of its paper's transforms in hashbench.transforms.PAPER (the name)
     pool_first: ClassVar[bool] = True  # `shift` moves the image after smallcnn's input pooling
 
     def __init__(self, bits: int, seed: int, params: dict | None, info: DatasetInfo):
@@ -208,12 +208,11 @@ class DeepMethod(Method):
         self.trainer = Trainer(self, self.runtime)
         return self.trainer.fit(train)
 
-    def transforms(self, spec, pool_first: bool | None = None) -> tuple:
+    def transforms(self, spec) -> tuple:
         """(train, test) image transforms of this method's `augment` for a network taking `spec`."""
-        p, shape = self.params, self.info.image_shape
-        first = self.pool_first if pool_first is None else pool_first
-        return tuple(build(self.recipe or self.name, self.augment, spec, shape, train, p["augment_shift"], first)
-                     for train in (True, False))
+        p = self.params
+        return tuple(build(self.name, self.augment, spec, self.info.image_shape, train, p["augment_shift"],
+                           self.pool_first) for train in (True, False))
 
     def map_rows(self, fn, rows, transform, width: int, desc: str | None = None) -> torch.Tensor:
         """fn over `rows` (images through `transform`, or texts) in eval mode on the runtime's device, without
