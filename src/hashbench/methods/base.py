@@ -23,6 +23,7 @@ import torch
 from ..config import Param, validate
 from ..errors import HashbenchError
 from ..training import Runtime, Trainer, map_batches
+from ..training.runtime import place
 from ..transforms import build, describe, resolve
 
 
@@ -218,7 +219,7 @@ class DeepMethod(Method):
         """fn over `rows` (images through `transform`, or texts) in eval mode on the runtime's device, without
         gradients; outputs on the CPU."""
         for module in (*self.modules().values(), *self.frozen_modules().values()):
-            module.to(self.runtime.device).eval()
+            place(module, self.runtime.device).eval()
         return map_batches(fn, rows, transform, self.params["encode_batch_size"], width, self.runtime.workers,
                            self.runtime.device, desc)
 

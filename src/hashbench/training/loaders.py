@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 from ..data import open_dataset, open_image
 from ..sampling import class_balanced_batch
 from ..transforms import split_random
+from .runtime import place
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -291,7 +292,7 @@ def map_batches(fn, rows, transform, batch_size: int, width: int, workers: int =
                                   for s in range(0, len(items), batch_size)]
     out = []
     for batch in tqdm(data, desc=desc, unit="batch", leave=False, disable=desc is None):
-        x = batch["x"].to(device, non_blocking=True)
+        x = place(batch["x"], device)
         if x.dim() == 5:
             b, v = x.shape[:2]
             y = fn(x.flatten(0, 1)).float()

@@ -62,6 +62,16 @@ class Runtime:
                 "cuda": torch.version.cuda if self.device.type == "cuda" else None}
 
 
+def place(x, device: torch.device):
+    """A module or batch tensor on `device`, images (4-D) in channels-last memory: PyTorch's NHWC convolution,
+    pooling and BatchNorm kernels are the faster ones on CPUs (about 2x for smallcnn) and on GPU tensor cores."""
+    if isinstance(x, torch.nn.Module):
+        return x.to(device, memory_format=torch.channels_last)
+    if x.dim() == 4 and x.is_floating_point():
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
+
+
 def resolve_device(value: str, local_rank: int | None = None) -> torch.device:
     """`auto` (CUDA when a GPU is visible, else CPU), `cpu`, `cuda`, `cuda:N`; one line when it cannot be used."""
     if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..errors import HashbenchError
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_key
 from .loaders import Items, Plan, item_seeds, loader
-from .runtime import Runtime, note
+from .runtime import Runtime, note, place
 
 
 @dataclass
@@ -103,9 +103,9 @@ class Trainer:
         m, rt = self.method, self.runtime
         m.setup(train, self)
         plan: Plan = m.plan(train)
-        self.nets = nn.ModuleDict(m.modules()).to(self.device)
+        self.nets = place(nn.ModuleDict(m.modules()), self.device)
         for frozen in m.frozen_modules().values():
-            frozen.to(self.device)
+            place(frozen, self.device)
         self.optims = m.optimizers()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=rt.precision == "fp16")
         self.model = _Step(m, self.nets, self)
@@ -195,7 +195,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _to_device(self, batch: dict) -> dict:
-        return {k: v if k == "index" else v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return {k: v if k == "index" else place(v, self.device) for k, v in batch.items()}
 
     def _log(self, row: dict, speed: float) -> None:
         if self.runtime.log is not None and self.runtime.main:
