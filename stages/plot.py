@@ -9,6 +9,7 @@
 - tsne.png: t-SNE (scikit-learn, seeded) of the codes of up to `plot.tsne_points` database items spread evenly over
   the database (the reconstructions for quantized methods), coloured by each item's first label; 0 = no map.
 """
+import csv
 import json
 from pathlib import Path
 
@@ -26,9 +27,17 @@ from hashbench.stage import run_stage
 SCHEMA = {"queries": Param(6, int, ge=1, le=50), "top": Param(10, int, ge=1, le=30),
           "tsne_points": Param(1000, int, ge=0, le=20000)}
 OUT = Path("plots/images")
+LOSS = Path("dvclive/plots/metrics/loss.tsv")
 CODES = Path("data/codes.h5")
 PR_CAPTION = ("Precision and recall are averaged over queries; over Hamming radii a query that retrieves nothing "
               "within the radius counts precision 0, and radii at which no query retrieves anything are left out.")
+
+
+def read_loss(path: Path) -> list[dict]:
+    """The train stage's per-epoch loss as DVCLive logged it (a TSV with a `step` column per epoch)."""
+    with path.open(newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return [{"epoch": int(row["step"]), "loss": float(row["loss"])} for row in rows]
 
 
 def read_curves(folder: str) -> dict[str, list[dict]]:
@@ -78,7 +87,7 @@ def main():
                        caption=PR_CAPTION)
     plots.curve_panels(read_curves("plots/precision_at_n"), "n", "precision", "precision@N", run,
                        OUT / "precision_at_n.png", xlog=True)
-    plots.loss(json.loads(Path("plots/loss.json").read_text()), run, OUT / "loss.png")
+    plots.loss(read_loss(LOSS), run, OUT / "loss.png")
     split = load_split("data/split")
     picks = np.unique(np.linspace(0, len(split["query"]) - 1, p["queries"]).astype(np.int64))
     order, notes = ranked(attrs, codes, picks, p["top"])

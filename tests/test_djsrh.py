@@ -162,20 +162,19 @@ def test_downsample_pools_smallcnn_and_mlp_inputs():
     """``downsample`` average-pools the input of smallcnn / the pixel MLP (after the shift), not F_I's pixels."""
     info = DatasetInfo("mnist5k-tags", (16, 16, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1)).astype(np.uint8)
+    item = torch.from_numpy(images[0].transpose(2, 0, 1).copy())
     cnn = get_method("djsrh")(8, 0, {"image_network": "backbone", "backbone": "smallcnn", "downsample": 2}, info)
-    x = cnn._prepare(cnn.image_net.backbone, images)
-    assert x.shape == (4, 1, 8, 8)
-    full = cnn.image_net.backbone.prepare(images)
-    torch.testing.assert_close(x, torch.nn.functional.avg_pool2d(full, 2))
-    gen = torch.Generator().manual_seed(0)
-    assert cnn._prepare(cnn.image_net.backbone, images, 2, gen).shape == (4, 1, 8, 8)  # shift keeps the size
-    assert cnn._frozen_features(images, x).shape == (4, 16 * 16)  # F_I: the full-resolution pixels
+    train, test = cnn.image_transforms
+    full = (item.float() / 255 - 0.5) / 0.5
+    torch.testing.assert_close(test(item), torch.nn.functional.avg_pool2d(full[None], 2)[0])
+    assert train(item).shape == (1, 8, 8)  # the shift (in stored pixels, before the pooling) keeps the size
+    assert torch.equal(cnn._feature_fields(images)["pixels"].transform(item), item)  # F_I: the stored pixels
     assert cnn.encode(images, "image").shape == (4, 8)
     mlp = get_method("djsrh")(8, 0, {"image_network": "mlp", "downsample": 4, "image_hidden": 5}, info)
     assert mlp.image_net.backbone.net[1].in_features == 4 * 4
-    assert mlp._prepare(mlp.image_net.backbone, images).shape == (4, 1, 4, 4)
+    assert mlp.image_transforms[1](item).shape == (1, 4, 4)
     one = get_method("djsrh")(8, 0, {"image_network": "mlp", "downsample": 1, "image_hidden": 5}, info)
-    assert one._prepare(one.image_net.backbone, images).shape == (4, 1, 16, 16)
+    assert one.image_transforms[1](item).shape == (1, 16, 16)
     with pytest.raises(HashbenchError, match=r"djsrh\.downsample: 32 is not allowed"):
         get_method("djsrh")(8, 0, {"downsample": 32}, info)
 

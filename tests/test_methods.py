@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from hashbench import networks
+from hashbench import networks, transforms
 from hashbench.errors import HashbenchError
 from hashbench.methods import REGISTRY, DatasetInfo, TrainSet, get_method
 from hashbench.pipeline import dataset_info, train_set
@@ -129,20 +129,36 @@ def test_gpqnet_backbone(shape):
     backbone = networks.Backbone("gpqnet", shape, pretrained=False).eval()
     convs = [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512]
+    prepare = transforms.build("gpq", "none", backbone.spec, shape, train=False)
+    x = torch.stack([prepare(torch.full(shape[::-1], 255, dtype=torch.uint8))] * 2)
     with torch.no_grad():
-        x = backbone.prepare(np.full((2, *shape), 255, np.uint8))
         assert backbone(x).shape == (2, 768)
     if shape[-1] == 3:
         assert x[0, :, 0, 0].tolist() == pytest.approx([(255 - 125.642) / 63.01, (255 - 123.738) / 62.157,
                                                          (255 - 114.46) / 66.94], rel=1e-5)
 
 
-@pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg16"])
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "resnet50", "vgg16", "inception_v3"])
 def test_imagenet_backbones_take_grayscale_digits(name):
-    backbone = networks.Backbone(name, (28, 28, 1), pretrained=False, input_size=64).eval()
+    """Grey digits are resized to input_size and repeated into 3 channels; features of the documented width."""
+    backbone = networks.Backbone(name, (28, 28, 1), pretrained=False, input_size=80).eval()
+    prepare = transforms.build("hyp2", "none", backbone.spec, (28, 28, 1), train=False)
+    x = torch.stack([prepare(torch.zeros((1, 28, 28), dtype=torch.uint8))] * 2)
+    assert x.shape == (2, 3, 80, 80)
     with torch.no_grad():
-        features = backbone(backbone.prepare(np.zeros((2, 28, 28, 1), np.uint8)))
-    assert features.shape == (2, backbone.feature_dim)
+        features = backbone(x)
+    width = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, "inception_v3": 2048}[name]
+    assert features.shape == (2, width) == (2, backbone.feature_dim)
+
+
+def test_inception_v3_trains_on_its_main_output():
+    """HyP²'s VOC network: in train mode the loss sees one (N, 2048) output (no auxiliary head)."""
+    backbone = networks.Backbone("inception_v3", (3, 3, 3), pretrained=False, input_size=80).train()
+    out = backbone(torch.zeros(2, 3, 80, 80))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 2048)
+    assert not hasattr(backbone.net, "AuxLogits") or backbone.net.AuxLogits is None
+    with pytest.raises(HashbenchError, match="input_size: 64 is not allowed for inception_v3"):
+        networks.Backbone("inception_v3", (3, 3, 3), pretrained=False, input_size=64)
 
 
 def test_params_yaml_has_a_valid_block_for_every_method():

@@ -33,7 +33,8 @@ def copy_project(root: Path) -> None:
                            text=True, check=True).stdout.split()
     for name in files:
         src = REPO / name
-        if src.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/")) and name != "dvc.lock":
+        if src.is_file() and not name.startswith(("data/", "models/", "metrics/", "plots/", "dvclive/")) \
+                and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, root / name)
 

@@ -13,6 +13,7 @@ from .data import Dataset, atomic_path, atomic_write_json
 from .errors import HashbenchError
 from .methods import DatasetInfo, Method, TrainSet, get_method
 from .search import Index
+from .training import StoredRows
 
 MODEL = Path("models/model.pt")
 MODEL_META = Path("models/model.json")
@@ -26,13 +27,14 @@ def dataset_info(dataset: Dataset) -> DatasetInfo:
 
 
 def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: str | Path = "data/tags") -> TrainSet:
-    """Only what the method declares in `needs` is read; labels stay None for methods that do not declare them."""
+    """Only what the method declares in `needs` is read; labels stay None for methods that do not declare them.
+    Images and texts stay on disk (`StoredRows`): the training loaders read them batch by batch."""
     train = split["train"]
-    data = TrainSet(images=dataset.images(train))
+    data = TrainSet(images=StoredRows(dataset.folder, "images", train))
     if "labels" in method.needs:
         data.labels = dataset.labels(train)
     if "text" in method.needs:
-        data.texts = dataset.text(train)
+        data.texts = StoredRows(dataset.folder, "text", train)
     if "tags" in method.needs:
         from .tags import load_targets
 
@@ -40,7 +42,7 @@ def train_set(method: type[Method], dataset: Dataset, split: dict, tags_folder: 
     if "unlabeled" in method.needs:
         if "unlabeled" not in split:
             raise HashbenchError(f"method {method.name} needs unlabeled images; dataset {dataset.name}'s split has none")
-        data.unlabeled_images = dataset.images(split["unlabeled"])
+        data.unlabeled_images = StoredRows(dataset.folder, "images", split["unlabeled"])
     return data
 
 
@@ -59,7 +61,7 @@ def save_model(method: Method, folder: str | Path = MODEL.parent, preset: str | 
     meta = {**run_identity(method), "preset": preset,
             "dataset": {"name": info.name, "image_shape": list(info.image_shape), "n_classes": info.n_classes,
                         "modalities": sorted(info.modalities), "text_dim": info.text_dim,
-                        "text_vocab": list(info.text_vocab)}}
+                        "text_vocab": list(info.text_vocab)}, **method.run_info()}
     atomic_write_json(folder / MODEL_META.name, meta)
 
 
@@ -101,6 +103,18 @@ def load_model(folder: str | Path = MODEL.parent) -> Method:
         raise HashbenchError(f"{weights}: does not fit {meta_path} ({meta['method']}, {meta['bits']} bits); rerun "
                              f"`dvc repro train`") from None
     return method
+
+
+def stored(dataset: Dataset, modality: str, index) -> StoredRows:
+    """Rows `index` of a modality ("image" or "text") of `dataset`, for `Method.encode` to stream."""
+    return StoredRows(dataset.folder, "images" if modality == "image" else "text", index)
+
+
+def check_codes(key: str, codes: np.ndarray) -> None:
+    """Stop with one line when every item got the same code (a collapsed or diverged model): no ranking exists."""
+    if len(codes) > 1 and (codes == codes[:1]).all():
+        raise HashbenchError(f"{key}: all {len(codes)} items got the same code, so no ranking is possible (the model "
+                             f"collapsed; retrain with another lr or seed)")
 
 
 def directions(method: type[Method]) -> dict[str, tuple[str, str]]:

@@ -19,6 +19,7 @@ from .config import Param, require, validate
 from .data import atomic_write_json
 from .datasets import check_dataset_name, dataset_block
 from .errors import HashbenchError
+from .training.runtime import validate_runtime
 
 FOLDER = Path("data/params")
 TOP = {"bits": Param(32, int, ge=1), "seed": Param(0, int, ge=0)}
@@ -51,7 +52,8 @@ def resolve(params: dict) -> dict[str, dict]:
     return {
         "download": {"dataset": name, name: converter},
         "split": {"dataset": name, "seed": block["seed"], "split": block["split"]},
-        "train": train_settings(params),
+        "train": {**train_settings(params), "runtime": validate_runtime(params)},
+        "encode": {k: v for k, v in validate_runtime(params).items() if k in ("device", "workers")},
     }
 
 

@@ -20,11 +20,13 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import inputs
 from ..config import Param, validate
 from ..errors import HashbenchError
+from ..training import Runtime, StoredRows, Trainer, map_batches
+from ..training.runtime import place
+from ..transforms import build, describe, resolve
 
 
 @dataclass
@@ -41,14 +43,15 @@ class DatasetInfo:
 
 @dataclass
 class TrainSet:
-    """The train split as the method is allowed to see it. Fields a method did not declare stay None."""
+    """The train split as the method is allowed to see it. Fields a method did not declare stay None. Images and
+    texts are arrays in memory or, from the pipeline, `training.StoredRows` read batch by batch (never whole)."""
 
-    images: np.ndarray  # uint8 (N, H, W, C)
+    images: object  # uint8 (N, H, W, C) array or StoredRows
     labels: np.ndarray | None = None  # uint8 multi-hot (N, C)
     tag_targets: np.ndarray | None = None  # float32 (N, T): merged tags per image from the tags stage
     tag_embeddings: np.ndarray | None = None  # float32 (T, D): one word vector per merged tag
-    texts: np.ndarray | None = None  # float32 (N, V) bag of words
-    unlabeled_images: np.ndarray | None = None  # uint8, semi-supervised methods
+    texts: object = None  # float32 (N, V) bag of words, array or StoredRows
+    unlabeled_images: object = None  # uint8 array or StoredRows, semi-supervised methods
 
     def __len__(self) -> int:
         return len(self.images)
@@ -73,6 +76,7 @@ class Method(abc.ABC):
         self.bits, self.seed, self.info = bits, seed, info
         self.params = validate(self.name, params, self.schema)
         self.check_dataset(info)
+        self.runtime = Runtime()  # where it trains and encodes: one CPU process unless a stage says otherwise
         seed_everything(seed)
 
     # --- what subclasses provide -------------------------------------------------------------------------
@@ -88,8 +92,9 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def encode(self, data: np.ndarray, modality: str = "image", role: str = "database") -> np.ndarray:
-        """Codes for `data` (uint8 images or float32 bag-of-words texts); see the module docstring. Callers may
-        pass images of any size, files or PIL images: `_checked_encode` brings them to the model's shape first."""
+        """Codes for `data` (uint8 images or float32 bag-of-words texts: arrays, or `training.StoredRows` that are
+        read a batch at a time); see the module docstring. Callers may pass images of any size, files or PIL
+        images: `_checked_encode` brings them to the model's shape first."""
 
     def codebooks(self) -> np.ndarray:
         """(M, K, D) float32 codebooks of a quantized method."""
@@ -103,6 +108,10 @@ class Method(abc.ABC):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore what `state_dict` returned."""
         self.net.load_state_dict(state)
+
+    def run_info(self) -> dict:
+        """What ran beyond the params (e.g. the resolved augmentation and its transforms), for models/model.json."""
+        return {}
 
     # --- shared checks ----------------------------------------------------------------------------------
     @classmethod
@@ -132,6 +141,8 @@ def _checked_encode(encode):
     @functools.wraps(encode)
     def checked(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
+        if isinstance(data, StoredRows):  # rows of the dataset file: already at the model's shape
+            return encode(self, data, modality, role)
         if modality == "text":
             data = inputs.texts(data, self.info.text_dim)
         else:
@@ -141,31 +152,10 @@ def _checked_encode(encode):
     return checked
 
 
-def device() -> torch.device:
-    """CUDA when present (GPU checks), else CPU (the default, where runs are byte-reproducible)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def batches(n: int, batch_size: int, desc: str | None = None):
-    """Consecutive index slices over n items (with a progress bar when desc is given)."""
-    starts = range(0, n, batch_size)
-    if desc:
-        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
-    for start in starts:
-        yield slice(start, min(start + batch_size, n))
-
-
-@torch.no_grad()
-def forward_batches(fn, data, batch_size: int, width: int, desc: str | None = None) -> torch.Tensor:
-    """fn(data[s]) over consecutive batches, concatenated on the CPU: (n, width); (0, width) for no data."""
-    out = [fn(data[s]).cpu() for s in batches(len(data), batch_size, desc=desc)]
-    return torch.cat(out) if out else torch.zeros((0, width))
 
 
 def sign_codes(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -179,3 +169,116 @@ def check_role(modality: str, role: str, modalities: tuple) -> None:
         raise HashbenchError(f"modality: {modality!r} is not allowed; this method encodes {', '.join(modalities)}")
     if role not in ("query", "database"):
         raise HashbenchError(f"role: {role!r} is not allowed; use query or database")
+
+
+class DeepMethod(Method):
+    """A method trained by ``hashbench.training.Trainer``, which owns the loop, devices, precision, checkpoints and
+    distributed training. A subclass supplies the pieces:
+
+    - `setup(train, ctx)`: check the train set, build what depends on it (WSDHQ's head);
+    - `plan(train)`: its data, a `training.Plan` of streams (fields + batch plan) and epochs or iterations;
+    - `modules()`: every trained module (saved in model.pt and checkpoints); `frozen_modules()`: moved to the device
+      only;
+    - `optimizers()`: `training.Optim` list (optimiser, schedule, stepped per "epoch" or "step");
+    - `training_step(batch, ctx)`: (loss, {part: value}) for one batch (the fields of the plan's stream, or
+      {stream: fields} for several), network forwards inside `ctx.autocast()`, losses in float32;
+    - optional hooks `on_epoch_start`, `on_epoch_end` (returns extra history fields), `on_train_end`, and
+      `train_state` / `load_train_state` for state outside the modules (kept in checkpoints).
+    """
+
+    pool_first: ClassVar[bool] = True  # `shift` moves the image after smallcnn's input pooling
+
+    def __init__(self, bits: int, seed: int, params: dict | None, info: DatasetInfo):
+        super().__init__(bits, seed, params, info)
+        self.augment = resolve(self.params["augment"], info.name) if "augment" in self.params else "none"
+        self.trainer = None
+
+    # --- hooks with defaults ---------------------------------------------------------------------------------
+    def setup(self, train: TrainSet, ctx) -> None:
+        """Check the train set; build what depends on it."""
+
+    @abc.abstractmethod
+    def plan(self, train: TrainSet):
+        """The training data: a training.Plan."""
+
+    @abc.abstractmethod
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """Every trained module, by name."""
+
+    def frozen_modules(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+    @abc.abstractmethod
+    def optimizers(self) -> list:
+        """training.Optim list."""
+
+    @abc.abstractmethod
+    def training_step(self, batch: dict, ctx) -> tuple[torch.Tensor, dict]:
+        """(loss, parts) of one batch."""
+
+    def on_epoch_start(self, epoch: int, ctx) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, ctx) -> dict:
+        return {}
+
+    def on_train_end(self, ctx) -> None:
+        pass
+
+    def train_state(self) -> dict:
+        return {}
+
+    def load_train_state(self, state: dict) -> None:
+        pass
+
+    def fingerprint(self) -> str:
+        """What the run depends on beyond params and the plan's fields (for the checkpoint key)."""
+        return ""
+
+    # --- shared machinery --------------------------------------------------------------------------------------
+    def fit(self, train: TrainSet) -> list[dict]:
+        self.trainer = Trainer(self, self.runtime)
+        return self.trainer.fit(train)
+
+    def transforms(self, spec) -> tuple:
+        """(train, test) image transforms of this method's `augment` for a network taking `spec`."""
+        p = self.params
+        return tuple(build(self.name, self.augment, spec, self.info.image_shape, train, p["augment_shift"],
+                           self.pool_first) for train in (True, False))
+
+    def map_rows(self, fn, rows, transform, width: int, desc: str | None = None) -> torch.Tensor:
+        """fn over `rows` (images through `transform`, or texts) in eval mode on the runtime's device, without
+        gradients; outputs on the CPU."""
+        for module in (*self.modules().values(), *self.frozen_modules().values()):
+            place(module, self.runtime.device).eval()
+        return map_batches(fn, rows, transform, self.params["encode_batch_size"], width, self.runtime.workers,
+                           self.runtime.device, desc)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{k}": v.detach().cpu() for name, module in self.modules().items()
+                for k, v in module.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        torch.nn.ModuleDict(self.modules()).load_state_dict({k: v for k, v in state.items()
+                                                             if k.split(".", 1)[0] in self.modules()})
+
+    def run_info(self) -> dict:
+        info = {"augment": self.augment}
+        if hasattr(self, "image_transforms"):
+            train, test = self.image_transforms
+            info["transforms"] = {"train": describe(train), "test": describe(test)}
+        return info
+
+
+class LabelHashing(DeepMethod):
+    """One image network `net` trained by `loss_fn(outputs, multi-hot labels)`, codes = sign of its outputs (DNNH,
+    HyP²)."""
+
+    def training_step(self, batch, ctx):
+        with ctx.autocast():
+            out = self.net(batch["image"])
+        return self.loss_fn(out.float(), batch["label"].float()), {}
+
+    def encode(self, data, modality="image", role="database"):
+        check_role(modality, role, self.modalities)
+        return sign_codes(self.map_rows(self.net, data, self.image_transforms[1], self.bits, f"encode {role}"))

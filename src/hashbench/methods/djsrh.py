@@ -51,8 +51,10 @@ Deviations from the official code, all deliberate:
   The image lr is the Wiki preset's 0.01 (MIRFlickr's 0.001 is for a pretrained AlexNet; for smallcnn from scratch
   the validation check was not decisive: 8 epochs, beta 0.9, lr 0.01 0.558 / 0.583 / 0.571, lr 0.001 0.538 / 0.603 /
   0.556). lambda1 = lambda2 stay 0.1: the Wiki preset's 0.3 was worse (0.651 / 0.663 / 0.681 at beta 0.3).
-- Augmentation: a random shift of up to ``augment_shift`` pixels (digits must not be flipped) instead of flip +
-  resize 256 + random crop 224; the database and queries are encoded without augmentation, as in the official code.
+- Augmentation: ``augment: auto`` is the official flip + resize 256 + random crop 224 for training and resize 256 +
+  centre crop 224 for encoding (``paper``) on real sets; on the embedded digit sets a random shift of up to
+  ``augment_shift`` pixels (digits must not be flipped) before smallcnn's input pooling, and the whole image for
+  encoding. F_I from pixels uses the un-augmented image.
 - Epochs are scaled to the embedded set (official: 80 epochs on MIRFlickr's 5,000 training pairs): 20 epochs on
   mnist5k-tags' 2,000 pairs (1,240 steps; about a minute on 2 CPU cores). Seeded shuffling and
   initialisation (the official code seeds torch with 1 and splits unseeded).
@@ -75,9 +77,7 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import Param
 from ..errors import HashbenchError
@@ -88,8 +88,10 @@ from ..losses.joint_semantics import (
     ReconstructionLoss,
     alpha_for_epoch,
 )
-from ..networks import BACKBONES, Backbone, random_shift
-from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
+from ..networks import HALF, Backbone, InputSpec
+from ..training import Field, Optim, Plan, Shuffled, StoredRows, Stream, backbone_params, sgd_params
+from ..transforms import build, flat_pixels, pixels
+from .base import DeepMethod, TrainSet, check_role, sign_codes
 
 
 class ScaledTanh(nn.Module):
@@ -104,19 +106,14 @@ class ScaledTanh(nn.Module):
 
 
 class PixelEncoder(nn.Module):
-    """Pixels (normalised to [-1, 1], flattened) -> Linear(H*W*C, hidden) -> ReLU: the image network on CPU."""
+    """Pixels (normalised to [-1, 1], average-pooled by `pool`, flattened) -> Linear(., hidden) -> ReLU."""
 
-    def __init__(self, image_shape: tuple, hidden: int):
+    def __init__(self, image_shape: tuple, hidden: int, pool: int):
         super().__init__()
-        channels = image_shape[-1]
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(image_shape)), hidden), nn.ReLU())
+        size = (image_shape[0] // pool) * (image_shape[1] // pool) * image_shape[2]
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU())
         self.feature_dim = hidden
-        self.register_buffer("mean", torch.full((1, channels, 1, 1), 0.5))
-        self.register_buffer("std", torch.full((1, channels, 1, 1), 0.5))
-
-    def prepare(self, images: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.mean.device)
-        return (x.permute(0, 3, 1, 2).float().div_(255.0) - self.mean) / self.std
+        self.spec = InputSpec(None, image_shape[2], *HALF, pool)
 
     def forward(self, x):
         return self.net(x)
@@ -149,18 +146,16 @@ class TextCodeNet(nn.Module):
         return self.squash(self.hidden(x))
 
 
-class DJSRH(Method):
+class DJSRH(DeepMethod):
     name = "djsrh"
     needs = frozenset({"text"})
     modalities = ("image", "text")
     preset = {"topk": 50, "zero": "count", "directions": ["i2t", "t2i", "i2i"]}
+    pool_first = False  # the shift moves stored pixels, then smallcnn / the MLP pool
     schema = {
         "image_network": Param("backbone", str, choices=("backbone", "mlp")),
         "image_hidden": Param(1024, int, ge=1),
-        "backbone": Param("smallcnn", str, choices=BACKBONES),
-        "pretrained": Param(True, bool),
-        "input_size": Param(224, int, ge=32),
-        "downsample": Param(2, int, ge=1),  # smallcnn / mlp only: average-pool the input by this factor
+        **backbone_params(downsample=2),  # downsample: smallcnn / mlp only
         "feature_source": Param("pixels", str, choices=("pixels", "backbone")),
         "affinity": Param("joint", str, choices=AFFINITIES),
         "beta": Param(0.3, float, ge=0, le=1),
@@ -172,13 +167,8 @@ class DJSRH(Method):
         "affinity_divisor": Param(None, float, gt=0, nullable=True),
         "epochs": Param(20, int, ge=1),
         "batch_size": Param(32, int, ge=2),
-        "lr_image": Param(0.01, float, gt=0),
-        "lr_text": Param(0.01, float, gt=0),
-        "momentum": Param(0.9, float, ge=0, le=1),
-        "weight_decay": Param(5e-4, float, ge=0),
+        **sgd_params(0.01, lr_keys=("lr_image", "lr_text")),
         "text_hidden": Param(4096, int, ge=1),
-        "augment_shift": Param(2, int, ge=0),
-        "encode_batch_size": Param(256, int, ge=1),
     }
 
     def __init__(self, bits, seed, params, info):
@@ -187,136 +177,107 @@ class DJSRH(Method):
         if info.text_dim < 1:
             raise HashbenchError(f"dataset {info.name}: text_dim {info.text_dim} is not allowed for {self.name}; "
                                  f"its text modality needs a bag-of-words width >= 1")
-        self.device = device()
-        backbone = None
-        if p["image_network"] == "backbone" or p["feature_source"] == "backbone":
-            backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"])
-        # the frozen feature network is a copy of the backbone as built (pretrained weights when pretrained)
-        self.feature_net = copy.deepcopy(backbone).eval() if p["feature_source"] == "backbone" else None
-        if self.feature_net is not None:
-            self.feature_net.requires_grad_(False).to(self.device)
         k = p["downsample"]
         if k > 1 and (info.image_shape[0] < k or info.image_shape[1] < k):
             raise HashbenchError(f"{self.name}.downsample: {k} is not allowed for {info.image_shape[0]}x"
                                  f"{info.image_shape[1]} images; use an integer <= {min(info.image_shape[:2])}")
-        if p["image_network"] == "backbone":
-            encoder = backbone
-        else:
-            pooled = (info.image_shape[0] // k, info.image_shape[1] // k, info.image_shape[2])
-            encoder = PixelEncoder(pooled, p["image_hidden"])
-        self.image_net = ImageCodeNet(encoder, bits).to(self.device)
-        self.text_net = TextCodeNet(info.text_dim, p["text_hidden"], bits).to(self.device)
+        backbone = None
+        if p["image_network"] == "backbone" or p["feature_source"] == "backbone":
+            backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"], k)
+        # the frozen feature network is a copy of the backbone as built (pretrained weights when pretrained)
+        self.feature_net = copy.deepcopy(backbone).eval() if p["feature_source"] == "backbone" else None
+        if self.feature_net is not None:
+            self.feature_net.requires_grad_(False)
+        encoder = backbone if p["image_network"] == "backbone" else PixelEncoder(info.image_shape, p["image_hidden"], k)
+        self.image_net = ImageCodeNet(encoder, bits)
+        self.text_net = TextCodeNet(info.text_dim, p["text_hidden"], bits)
         divisor = p["affinity_divisor"] if p["affinity_divisor"] is not None else p["batch_size"]
         self.affinity = JointSemanticsAffinity(p["beta"], p["eta"], p["mu"], divisor, p["affinity"])
         self.loss_fn = ReconstructionLoss(p["lambda1"], p["lambda2"])
+        self.image_transforms = self.transforms(encoder.spec)
 
     # ------------------------------------------------------------------------------------------------- helpers
-    def _check_texts(self, texts, what: str) -> np.ndarray:
+    def _check_texts(self, texts, what: str):
         if texts is None:
             raise HashbenchError(f"{what}: no texts given; method {self.name} trains on image-text pairs")
+        if isinstance(texts, StoredRows):
+            return texts
         texts = np.asarray(texts)
         if texts.ndim != 2 or texts.shape[1] != self.info.text_dim:
             raise HashbenchError(f"{what}: texts of shape {texts.shape} are not allowed; use (n, "
                                  f"{self.info.text_dim}) bags of words")
         return texts.astype(np.float32, copy=False)
 
-    def _pools(self, net: nn.Module) -> bool:
-        """Whether `net`'s input is average-pooled by ``downsample``: smallcnn and the pixel MLP, not the ImageNet
-        backbones (they resize to input_size)."""
-        return self.params["downsample"] > 1 and (isinstance(net, PixelEncoder) or net.name == "smallcnn")
-
-    def _prepare(self, net: nn.Module, images: np.ndarray, shift: int = 0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 images -> the input of `net`: its preprocessing, then the random shift (training; in original
-        pixels), then the average pooling by ``downsample`` (smallcnn / mlp)."""
-        x = net.prepare(images)
-        if shift > 0:
-            x = random_shift(x, shift, generator)
-        if self._pools(net):
-            x = F.avg_pool2d(x, self.params["downsample"])
-        return x.to(self.device)
-
-    def _frozen_features(self, images: np.ndarray, x: torch.Tensor) -> torch.Tensor:
-        """F_I of a batch: raw pixels of the un-augmented images, or the frozen network on the augmented batch."""
+    def _feature_fields(self, images) -> dict[str, Field]:
+        """What F_I needs beyond the augmented batch: the stored pixels in [0, 1], un-augmented; or, for a frozen
+        network whose input differs from the trained one's (image_network: mlp), its own un-augmented input."""
+        shape = self.info.image_shape
         if self.feature_net is None:
-            return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0).to(self.device)
-        with torch.no_grad():
-            if self.params["image_network"] != "backbone":  # different preprocessing: un-augmented batch
-                x = self._prepare(self.feature_net, images)
-            return self.feature_net(x)
+            return {"pixels": Field(images, pixels(shape))}
+        if self.params["image_network"] != "backbone":
+            return {"feature_image": Field(images, build(self.name, "none", self.feature_net.spec, shape,
+                                                         train=False))}
+        return {}
 
     def set_alpha(self, alpha: float) -> None:
         self.image_net.squash.alpha = alpha
         self.text_net.squash.alpha = alpha
 
     # -------------------------------------------------------------------------------------------------- train
-    def fit(self, train: TrainSet) -> list[dict]:
-        p = self.params
-        images = train.images
+    def setup(self, train: TrainSet, ctx) -> None:
         texts = self._check_texts(train.texts, "train.texts")
-        if len(texts) != len(images):
-            raise HashbenchError(f"train.texts: {len(texts)} rows are not allowed; use one per image "
-                                 f"({len(images)})")
-        m = p["batch_size"]
-        n_batches = len(images) // m
-        if n_batches < 1:
-            raise HashbenchError(f"{self.name}.batch_size: {m} is not allowed for {len(images)} training pairs; "
-                                 f"use an integer <= {len(images)}")
-        rng = np.random.default_rng(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
-        opt_image = torch.optim.SGD(self.image_net.parameters(), lr=p["lr_image"], momentum=p["momentum"],
-                                    weight_decay=p["weight_decay"])
-        opt_text = torch.optim.SGD(self.text_net.parameters(), lr=p["lr_text"], momentum=p["momentum"],
-                                   weight_decay=p["weight_decay"])
-        history = []
-        self.image_net.train()
-        self.text_net.train()
-        for epoch in (bar := tqdm(range(p["epochs"]), desc="djsrh epochs", unit="epoch")):
-            alpha = alpha_for_epoch(epoch, p["alpha_schedule"])
-            self.set_alpha(alpha)
-            order = rng.permutation(len(images))
-            sums = {"loss": 0.0, "ii": 0.0, "it": 0.0, "tt": 0.0}
-            for b in range(n_batches):  # drop_last
-                idx = order[b * m:(b + 1) * m]
-                batch_images = images[idx]
-                x = self._prepare(self.image_net.backbone, batch_images, p["augment_shift"], gen)
-                t = torch.from_numpy(texts[idx]).to(self.device)
-                target = self.affinity(self._frozen_features(batch_images, x), t)
-                loss, parts = self.loss_fn(self.image_net(x), self.text_net(t), target)
-                opt_image.zero_grad()
-                opt_text.zero_grad()
-                loss.backward()
-                opt_image.step()
-                opt_text.step()
-                sums["loss"] += loss.item()
-                for key, value in parts.items():
-                    sums[key] += value
-            row = {"epoch": epoch, "alpha": alpha, **{k if k == "loss" else f"loss_{k}": v / n_batches
-                                                        for k, v in sums.items()}}
-            history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-        return history
+        if len(texts) != len(train):
+            raise HashbenchError(f"train.texts: {len(texts)} rows are not allowed; use one per image ({len(train)})")
+        m = self.params["batch_size"]
+        if len(train) // m < 1:
+            raise HashbenchError(f"{self.name}.batch_size: {m} is not allowed for {len(train)} training pairs; "
+                                 f"use an integer <= {len(train)}")
+        self.train_texts = texts
+
+    def plan(self, train: TrainSet) -> Plan:
+        fields = {"image": Field(train.images, self.image_transforms[0]), "text": Field(self.train_texts),
+                  **self._feature_fields(train.images)}
+        return Plan({"train": Stream(fields, Shuffled(len(train), self.params["batch_size"], drop_last=True))},
+                    epochs=self.params["epochs"])
+
+    def modules(self):
+        return {"image": self.image_net, "text": self.text_net}
+
+    def frozen_modules(self):
+        return {"features": self.feature_net} if self.feature_net is not None else {}
+
+    def optimizers(self):
+        p = self.params
+        return [Optim(torch.optim.SGD(net.parameters(), lr=p[lr], momentum=p["momentum"],
+                                      weight_decay=p["weight_decay"]))
+                for net, lr in ((self.image_net, "lr_image"), (self.text_net, "lr_text"))]
+
+    def on_epoch_start(self, epoch, ctx) -> None:
+        self.set_alpha(alpha_for_epoch(epoch, self.params["alpha_schedule"]))
+
+    def training_step(self, batch, ctx):
+        x, t = batch["image"], batch["text"]
+        if self.feature_net is None:  # F_I: the raw pixels of the un-augmented images
+            f_i = flat_pixels(batch["pixels"])
+        else:  # the frozen network on the augmented batch (or on its own input)
+            with torch.no_grad(), ctx.autocast():
+                f_i = self.feature_net(batch.get("feature_image", x)).float()
+        target = self.affinity(f_i, t)
+        with ctx.autocast():
+            codes_i, codes_t = self.image_net(x), self.text_net(t)
+        loss, parts = self.loss_fn(codes_i.float(), codes_t.float(), target)
+        return loss, {f"loss_{k}": v for k, v in parts.items()}
+
+    def on_epoch_end(self, epoch, ctx) -> dict:
+        return {"alpha": self.image_net.squash.alpha}
 
     # ------------------------------------------------------------------------------------------------- encode
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
-        self.image_net.eval()
-        self.text_net.eval()
-        size = self.params["encode_batch_size"]
         if modality == "text":
-            h = forward_batches(lambda t: self.text_net.hidden(torch.from_numpy(t).to(self.device)),
-                                self._check_texts(data, "texts"), size, self.bits, f"encode {role} texts")
+            h = self.map_rows(self.text_net.hidden, self._check_texts(data, "texts"), None, self.bits,
+                              f"encode {role} texts")
         else:
-            backbone = self.image_net.backbone
-            h = forward_batches(lambda x: self.image_net.hidden(self._prepare(backbone, x)), data, size, self.bits,
-                                f"encode {role} images")
+            h = self.map_rows(self.image_net.hidden, data, self.image_transforms[1], self.bits,
+                              f"encode {role} images")
         return sign_codes(h)
-
-    def state_dict(self):
-        state = {f"image.{k}": v.detach().cpu() for k, v in self.image_net.state_dict().items()}
-        state.update({f"text.{k}": v.detach().cpu() for k, v in self.text_net.state_dict().items()})
-        return state
-
-    def load_state_dict(self, state):
-        self.image_net.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("image.")})
-        self.text_net.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("text.")})

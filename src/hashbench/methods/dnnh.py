@@ -12,85 +12,61 @@ Deviations from the reference, all deliberate:
   and its training loss had not levelled off after 40 epochs at 0.001 (chosen on training loss, not query mAP);
 - 40 epochs on the embedded sets (the reference trains 1,000-4,001), so its lr step at epoch 1,800 (kept as
   `lr_step_epochs`) never fires at the defaults;
-- augmentation: random shifts of up to `augment_shift` pixels (the reference: Resize 256, RandomCrop 224, flips);
+- augmentation: ``augment: auto`` is the reference's Resize 256 + RandomCrop 224 + flip (``paper``) on real sets, and
+  on the embedded digit sets random shifts of up to `augment_shift` pixels without flips (mirrored digits are
+  different glyphs);
 - last-epoch model, seeded (the reference reports the best of periodic query-set evaluations and is unseeded);
 - the database is encoded without augmentation (the reference encodes it through the train transform);
 - normalisation: ImageNet mean/std for ImageNet backbones (the reference uses CIFAR-10's).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import Param
 from ..losses.triplet import TripletRankingLoss, margin_for_bits
-from ..networks import BACKBONES, Backbone, random_shift
-from ..sampling import class_balanced_batch
-from .base import Method, TrainSet, check_role, device, forward_batches, sign_codes
+from ..networks import Backbone
+from ..training import ClassBalanced, Field, Optim, Plan, Stream, backbone_params, sgd_params
+from .base import LabelHashing, TrainSet
 
 
-class DNNH(Method):
+class DNNH(LabelHashing):
     name = "dnnh"
     needs = frozenset({"labels"})
     preset = {"topk": "all", "zero": "count"}  # the reference's compute_mAP: AP over the whole ranking
     schema = {
-        "backbone": Param("smallcnn", str, choices=BACKBONES),
-        "pretrained": Param(True, bool),
-        "input_size": Param(224, int, ge=32),
+        **backbone_params(),
         "epochs": Param(40, int, ge=1),
-        "lr": Param(0.01, float, gt=0),
-        "momentum": Param(0.9, float, ge=0, le=1),
-        "weight_decay": Param(5e-4, float, ge=0),
+        **sgd_params(0.01),
         "lr_step_epochs": Param(1800, int, ge=1),
         "lr_gamma": Param(0.1, float, gt=0, le=1),
         "classes_per_batch": Param(10, int, ge=2),
         "images_per_class": Param(8, int, ge=2),
         "margin": Param(None, float, gt=0, nullable=True),
-        "augment_shift": Param(2, int, ge=0),
-        "encode_batch_size": Param(256, int, ge=1),
     }
 
     def __init__(self, bits, seed, params, info):
         super().__init__(bits, seed, params, info)
         p = self.params
-        self.device = device()
-        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"])
+        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"], p["downsample"])
         self.hash_layer = nn.Linear(self.backbone.feature_dim, bits)
-        self.net = nn.Sequential(self.backbone, self.hash_layer, nn.Tanh()).to(self.device)
+        self.net = nn.Sequential(self.backbone, self.hash_layer, nn.Tanh())
         self.margin = p["margin"] if p["margin"] is not None else margin_for_bits(bits)
+        self.loss_fn = TripletRankingLoss(self.margin)
+        self.image_transforms = self.transforms(self.backbone.spec)
 
-    def fit(self, train: TrainSet) -> list[dict]:
+    def plan(self, train: TrainSet) -> Plan:
         p = self.params
-        rng = np.random.default_rng(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
-        loss_fn = TripletRankingLoss(self.margin)
+        fields = {"image": Field(train.images, self.image_transforms[0]), "label": Field(train.labels)}
+        batches = ClassBalanced(train.labels, p["classes_per_batch"], p["images_per_class"])
+        return Plan({"train": Stream(fields, batches)}, epochs=p["epochs"])
+
+    def modules(self):
+        return {"net": self.net}
+
+    def optimizers(self):
+        p = self.params
         optimizer = torch.optim.SGD(self.net.parameters(), lr=p["lr"], momentum=p["momentum"],
                                     weight_decay=p["weight_decay"])
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"])
-        batch_size = p["classes_per_batch"] * p["images_per_class"]
-        n_batches = max(1, len(train) // batch_size)
-        labels = torch.from_numpy(train.labels.astype(np.float32))
-        history = []
-        self.net.train()
-        for epoch in (bar := tqdm(range(p["epochs"]), desc="dnnh epochs", unit="epoch")):
-            total = 0.0
-            for _ in range(n_batches):
-                idx = class_balanced_batch(train.labels, p["classes_per_batch"], p["images_per_class"], rng)
-                x = random_shift(self.backbone.prepare(train.images[idx]), p["augment_shift"], gen)
-                loss = loss_fn(self.net(x.to(self.device)), labels[idx].to(self.device))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-            schedule.step()
-            history.append({"epoch": epoch, "loss": total / n_batches})
-            bar.set_postfix(loss=f"{total / n_batches:.4f}")
-        return history
-
-    def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
-        self.net.eval()
-        return sign_codes(forward_batches(lambda x: self.net(self.backbone.prepare(x).to(self.device)), data,
-                                          self.params["encode_batch_size"], self.bits, f"encode {role}"))
+        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]

@@ -21,37 +21,41 @@ are built from class prototypes, and a prototype classifier, trained on a few la
 
 Deviations from the official code, all deliberate:
 - F is a param: ``smallcnn`` trained from scratch on the embedded 28x28 digits (default; the official F is too slow
-  to train on 2 CPU cores), ``gpqnet`` (the official F's architecture, ``networks.GPQNet``, trained from scratch: its
-  ImageNet-initialised .mat is not public), or torchvision's ImageNet AlexNet / ResNet-18 / VGG-16; then the
-  Linear layer to D;
+  to train on 2 CPU cores), ``gpqnet`` (the official F's architecture, ``networks.GPQNet``, trained from scratch: the
+  official code initialises it from ``ImageNet_pretrained.mat``, part of its Google-Drive download, which no loader
+  here reads), or an ImageNet network of torchvision; then the Linear layer to D;
 - schedule scaled to 2 CPU cores: batches of 100 labelled + 100 unlabelled images (official 500 + 500) and
   ``iterations`` 600 (official 3,000). The lr stays the official 2e-4: on a validation split carved from the
   labelled train images (200 held out as queries against the other 800, seed 0) it gave mAP 0.950 against 0.949
   for 1e-3;
-- augmentation: random shifts of up to ``augment_shift`` pixels (official: 4-pixel padded random crops plus flips;
-  mirrored digits are different glyphs);
+- augmentation: ``augment: auto`` is the official 4-pixel zero-padded random crops + flips of the normalised image
+  (``paper``) on real sets, and on the embedded digit sets random shifts of up to ``augment_shift`` pixels without
+  flips (mirrored digits are different glyphs);
 - multi-label data: the classifier's cross-entropy uses the labels normalised to sum 1 (one-hot labels: the usual
   cross-entropy), and the N-pair targets are row-normalised Y Y^T as the spec's NUS-WIDE variant;
 - the split: on mnist5k the labelled images (the train split) also lie in the database, with the rest of the
   database as the unlabelled set (official CIFAR-10: labelled images are not in the database);
+- batches: each of the two streams cycles through seeded permutations (a short last batch dropped), where the
+  official code draws every batch afresh without replacement;
 - last iteration's model, seeded (the official code saves every 20 epochs).
 """
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import Param
 from ..errors import HashbenchError
 from ..losses.entropy_minimax import NegativeEntropyLoss, reverse_gradient
 from ..losses.npair_pq import NPairPQLoss
-from ..networks import BACKBONES, Backbone, random_shift
-from .base import Method, TrainSet, check_role, device, forward_batches
+from ..networks import Backbone
+from ..training import Cycled, Field, Optim, Plan, Stream, backbone_params
+from .base import DeepMethod, TrainSet, check_role
 
 
 def intra_norm(x: torch.Tensor, books: int) -> torch.Tensor:
@@ -91,15 +95,13 @@ class PrototypeQuantizer(nn.Module):
         return torch.einsum("bmd,mkd->bmk", x.view(len(x), self.books, self.sub_dim), words).argmax(dim=2)
 
 
-class GPQ(Method):
+class GPQ(DeepMethod):
     name = "gpq"
     needs = frozenset({"labels", "unlabeled"})
     quantized = True
     preset = {"topk": "all", "zero": "count"}
     schema = {
-        "backbone": Param("smallcnn", str, choices=BACKBONES),
-        "pretrained": Param(True, bool),
-        "input_size": Param(224, int, ge=32),
+        **backbone_params(),
         "codewords": Param(16, int, choices=(2, 4, 8, 16, 32, 64, 128, 256)),
         "sub_dim": Param(12, int, ge=1),
         "alpha": Param(20.0, float, gt=0),
@@ -113,8 +115,6 @@ class GPQ(Method):
         "adam_beta1": Param(0.5, float, ge=0, le=1),
         "lr_decay": Param(0.95, float, gt=0, le=1),
         "lr_decay_every": Param(100, int, ge=1),
-        "augment_shift": Param(2, int, ge=0),
-        "encode_batch_size": Param(256, int, ge=1),
     }
 
     def __init__(self, bits, seed, params, info):
@@ -125,72 +125,65 @@ class GPQ(Method):
             raise HashbenchError(f"bits: {bits} is not allowed for gpq with {p['codewords']} codewords per book; use "
                                  f"a multiple of {per_book} (bits = books x log2(codewords))")
         self.books = bits // per_book
-        self.device = device()
-        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"])
+        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"], p["downsample"])
         self.head = nn.Linear(self.backbone.feature_dim, self.books * p["sub_dim"])
         nn.init.xavier_uniform_(self.head.weight)  # Xavier, as the official fully connected layer
         nn.init.zeros_(self.head.bias)
         self.quantizer = PrototypeQuantizer(self.books, p["codewords"], p["sub_dim"], info.n_classes, p["alpha"],
                                             p["classifier_scale"])
         self.net = nn.ModuleDict({"backbone": self.backbone, "head": self.head, "quantizer": self.quantizer})
-        self.net.to(self.device)
+        self.image_transforms = self.transforms(self.backbone.spec)
+        self.npq, self.sem = NPairPQLoss(), NegativeEntropyLoss()
 
-    def _features(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        f = self.head(self.backbone(x.to(self.device)))
+    def _features(self, x: torch.Tensor, ctx=None, reverse: bool = False) -> torch.Tensor:
+        with ctx.autocast() if ctx is not None else nullcontext():
+            f = self.head(self.backbone(x)).float()
         return intra_norm(reverse_gradient(f) if reverse else f, self.books)
 
-    def fit(self, train: TrainSet) -> list[dict]:
-        p = self.params
+    def setup(self, train: TrainSet, ctx) -> None:
         if train.unlabeled_images is None or len(train.unlabeled_images) == 0:
             raise HashbenchError("gpq: no unlabeled images; use a dataset whose split has labeled_unlabeled: true "
                                  "(e.g. mnist5k)")
-        rng = np.random.default_rng(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
-        npq, sem = NPairPQLoss(), NegativeEntropyLoss()
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=p["lr"], betas=(p["adam_beta1"], 0.999))
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, p["lr_decay_every"], p["lr_decay"])  # per iteration
-        labels = torch.from_numpy(train.labels.astype(np.float32))
-        targets = labels / labels.sum(1, keepdim=True).clamp(min=1)
-        labeled = _Cycler(len(train), p["labeled_batch"], rng)
-        unlabeled = _Cycler(len(train.unlabeled_images), p["unlabeled_batch"], rng)
-        history, sums, shift = [], {"loss": 0.0, "npq": 0.0, "cls": 0.0, "sem": 0.0}, p["augment_shift"]
-        self.net.train()
-        for it in (bar := tqdm(range(p["iterations"]), desc="gpq iterations", unit="it")):
-            idx, uidx = labeled.next(), unlabeled.next()
-            x = self._features(random_shift(self.backbone.prepare(train.images[idx]), shift, gen))
-            xu = self._features(random_shift(self.backbone.prepare(train.unlabeled_images[uidx]), shift, gen),
-                                reverse=True)
-            p_hat = self.quantizer.unit_prototypes()  # once per step: codewords and both classifier passes use it
-            words = self.quantizer.codewords(p_hat)
-            y = labels[idx].to(self.device)
-            l_npq = npq(x, self.quantizer.soft_quantize(x, words), y)
-            logits = self.quantizer.logits(x, p_hat)
-            l_cls = -(targets[idx].to(self.device) * F.log_softmax(logits, dim=1)).sum(1).mean()  # CE, soft targets
-            l_sem = sem(self.quantizer.logits(xu, p_hat))
-            loss = l_npq + p["lambda_sem"] * l_sem + p["lambda_cls"] * l_cls
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            for key, value in (("loss", loss), ("npq", l_npq), ("cls", l_cls), ("sem", l_sem)):
-                sums[key] += value.item()
-            if (it + 1) % labeled.per_epoch == 0 or it + 1 == p["iterations"]:  # one row per pass over the labels
-                steps = (it % labeled.per_epoch) + 1
-                history.append({"epoch": len(history), "iteration": it + 1,
-                                **{k: v / steps for k, v in sums.items()}, "lr": optimizer.param_groups[0]["lr"]})
-                sums = dict.fromkeys(sums, 0.0)
-                bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-        return history
 
-    def _encode_features(self, data: np.ndarray, role: str) -> torch.Tensor:
-        self.net.eval()
-        return forward_batches(lambda x: self._features(self.backbone.prepare(x)), data,
-                               self.params["encode_batch_size"], self.books * self.params["sub_dim"], f"encode {role}")
+    def plan(self, train: TrainSet) -> Plan:
+        p, transform = self.params, self.image_transforms[0]
+        labeled = Stream({"image": Field(train.images, transform), "label": Field(train.labels)},
+                         Cycled(len(train), p["labeled_batch"]))
+        unlabeled = Stream({"image": Field(train.unlabeled_images, transform)},
+                           Cycled(len(train.unlabeled_images), p["unlabeled_batch"]))
+        return Plan({"labeled": labeled, "unlabeled": unlabeled}, iterations=p["iterations"])
+
+    def modules(self):
+        return {"net": self.net}
+
+    def optimizers(self):
+        p = self.params
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=p["lr"], betas=(p["adam_beta1"], 0.999))
+        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_decay_every"], p["lr_decay"]),
+                      every="step")]
+
+    def training_step(self, batch, ctx):
+        p, lab = self.params, batch["labeled"]
+        x = self._features(lab["image"], ctx)
+        xu = self._features(batch["unlabeled"]["image"], ctx, reverse=True)
+        p_hat = self.quantizer.unit_prototypes()  # once per step: codewords and both classifier passes use it
+        words = self.quantizer.codewords(p_hat)
+        y = lab["label"].float()
+        targets = y / y.sum(1, keepdim=True).clamp(min=1)
+        l_npq = self.npq(x, self.quantizer.soft_quantize(x, words), y)
+        l_cls = -(targets * F.log_softmax(self.quantizer.logits(x, p_hat), dim=1)).sum(1).mean()  # CE, soft targets
+        l_sem = self.sem(self.quantizer.logits(xu, p_hat))
+        loss = l_npq + p["lambda_sem"] * l_sem + p["lambda_cls"] * l_cls
+        return loss, {"npq": l_npq, "cls": l_cls, "sem": l_sem}
+
+    def on_epoch_end(self, epoch, ctx) -> dict:
+        return {"iteration": ctx.step + 1}  # one row per pass over the labelled images
 
     @torch.no_grad()
     def encode(self, data, modality="image", role="database"):
         check_role(modality, role, self.modalities)
-        feats = self._encode_features(data, role)
+        feats = self.map_rows(self._features, data, self.image_transforms[1], self.books * self.params["sub_dim"],
+                              f"encode {role}")
         if role == "query":
             return feats.numpy().astype(np.float32)
         codes = self.quantizer.assign(feats, self.quantizer.codewords().cpu())
@@ -205,19 +198,3 @@ class GPQ(Method):
         for i in range(m):
             books[i, :, i * d:(i + 1) * d] = words[i]
         return books
-
-
-class _Cycler:
-    """Batches of indices without replacement, reshuffled after each pass (a short last batch is dropped)."""
-
-    def __init__(self, n: int, size: int, rng: np.random.Generator):
-        self.n, self.size, self.rng = n, min(size, n), rng
-        self.per_epoch = max(1, n // self.size)
-        self.order, self.pos = rng.permutation(n), 0
-
-    def next(self) -> np.ndarray:
-        if self.pos + self.size > self.n:
-            self.order, self.pos = self.rng.permutation(self.n), 0
-        idx = self.order[self.pos:self.pos + self.size]
-        self.pos += self.size
-        return np.sort(idx)

@@ -1,7 +1,8 @@
 """What the shallow baselines share: fixed input features and a state made of a few arrays.
 
 - ``FEATURE_SCHEMA`` / ``ImageFeatures``: images as flattened pixels scaled to [0, 1] (the default), or as the
-  features of a pretrained backbone run once, frozen, in eval mode (``features: backbone``). Texts are the raw bag of
+  features of a pretrained backbone run once, frozen, in eval mode (``features: backbone``), computed a batch at a
+  time from the stored images (``training.map_batches``). Texts are the raw bag of
   words (float32).
 - ``ShallowMethod``: no network to train; `fit` fills ``self.arrays`` (name -> numpy array), which is the whole
   state (saved as tensors, loaded with weights_only=True). Nothing here is drawn from the seed: methods that are
@@ -17,7 +18,9 @@ import torch
 from ..config import Param
 from ..errors import HashbenchError
 from ..networks import BACKBONES, Backbone
-from .base import Method, TrainSet, check_role, forward_batches, sign_codes
+from ..training import Runtime, StoredRows, map_batches
+from ..transforms import build, flat_pixels, pixels
+from .base import Method, TrainSet, check_role, sign_codes
 
 FEATURE_SCHEMA = {
     "features": Param("pixels", str, choices=("pixels", "backbone")),
@@ -29,7 +32,8 @@ FEATURE_SCHEMA = {
 
 
 class ImageFeatures:
-    """uint8 images (N, H, W, C) -> float32 features (N, dim): pixels / 255, or a frozen backbone's output."""
+    """Images (a uint8 (N, H, W, C) array, or `training.StoredRows` read a batch at a time) -> float32 features
+    (N, dim): the stored pixels / 255 (flattened as stored, H, W, C), or a frozen backbone's output."""
 
     def __init__(self, params: dict, image_shape: tuple):
         self.batch_size = params["batch_size"]
@@ -38,13 +42,20 @@ class ImageFeatures:
             self.backbone = Backbone(params["backbone"], image_shape, params["pretrained"],
                                      params["input_size"]).eval()
         self.dim = int(np.prod(image_shape)) if self.backbone is None else self.backbone.feature_dim
+        self.transform = pixels(image_shape) if self.backbone is None else \
+            build("features", "none", self.backbone.spec, image_shape, train=False)
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        if self.backbone is None:
-            return images.reshape(len(images), -1).astype(np.float32) / 255.0
-        net = self.backbone
-        return forward_batches(lambda x: net(net.prepare(x)), images, self.batch_size, self.dim,
-                               "features").numpy().astype(np.float32)
+    def __call__(self, images, runtime: Runtime) -> np.ndarray:
+        net = self.backbone.to(runtime.device) if self.backbone is not None else flat_pixels
+        return map_batches(net, images, self.transform, self.batch_size, self.dim, runtime.workers, runtime.device,
+                           "features").numpy().astype(np.float32)
+
+
+def rows_array(data) -> np.ndarray:
+    """All rows of an array or a `StoredRows` (texts: closed-form methods hold the whole train matrix anyway)."""
+    if isinstance(data, StoredRows):
+        return np.stack(data.rows(np.arange(len(data)))) if len(data) else np.zeros((0, 0), np.float32)
+    return np.asarray(data)
 
 
 class ShallowMethod(Method):
@@ -59,7 +70,7 @@ class ShallowMethod(Method):
 
     def inputs(self, data: np.ndarray, modality: str) -> np.ndarray:
         """The features of `data`: images through ImageFeatures, texts as float32 bags of words."""
-        return self.features(data) if modality == "image" else np.asarray(data, np.float32)
+        return self.features(data, self.runtime) if modality == "image" else rows_array(data).astype(np.float32)
 
     def train_inputs(self, train: TrainSet) -> dict[str, np.ndarray]:
         """{modality: train features} for every modality this method encodes."""

@@ -25,10 +25,11 @@ official tag script is not public):
   to 28x28 by `downsample`, so the default training takes 23-34 s on 2 CPU cores, see metrics/train.json) instead
   of the Caffe AlexNet of `alexnet.npy`; `backbone: alexnet` uses torchvision's AlexNet (ImageNet weights, no LRN/groups, RGB ImageNet
   normalisation instead of Caffe's BGR means);
-- augmentation: random shifts of up to `augment_shift` pixels of the network input (for smallcnn after the
-  `downsample` pooling, so the default 2 moves up to 4 original pixels; DJSRH shifts before pooling) instead of
-  227x227 random crops of 256x256 images; no horizontal flips by default (`flip`), since mirrored digits are
-  different glyphs; no 10-crop test averaging;
+- augmentation: ``augment: auto`` is the official 227 random crops of 256x256 images with flips for training and
+  the mean over the official 10 crops at test (``paper``) on real sets; on the embedded digit sets it is random
+  shifts of up to `augment_shift` pixels of the network input (for smallcnn after the `downsample` pooling, so the
+  default 2 moves up to 4 original pixels; DJSRH shifts before pooling), no flips (mirrored digits are different
+  glyphs) and one test view;
 - schedule scaled to the embedded set: `epochs` (even, so the last codebook refresh comes at the end of training)
   and an lr step in iterations of the same share of training as the official 300 of 800 iterations;
 - `lr` default 1e-3 rather than 3e-4: the backbone here trains from scratch for far fewer iterations; chosen on a
@@ -41,34 +42,30 @@ official tag script is not public):
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import Param
 from ..errors import HashbenchError
 from ..losses.adaptive_margin import AdaptiveCosineMarginLoss
 from ..losses.cosine_quantization import CosineQuantizationLoss
-from ..networks import BACKBONES, Backbone, random_shift
+from ..networks import Backbone
 from ..quantization import icm_encode, kmeans_init, reconstruct, update_codebooks
-from .base import Method, TrainSet, check_role, device, forward_batches
+from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
+from ..training.checkpoint import generator_state, set_generator_state
+from .base import DeepMethod, TrainSet, check_role
 
 CODEWORDS = 256
 
 
-class WSDHQ(Method):
+class WSDHQ(DeepMethod):
     name = "wsdhq"
     needs = frozenset({"tags"})
     quantized = True
     preset = {"topk": 5000, "zero": "skip"}
     schema = {
-        "backbone": Param("smallcnn", str, choices=BACKBONES),
-        "pretrained": Param(True, bool),
-        "input_size": Param(227, int, ge=32),
-        "downsample": Param(2, int, ge=1),  # smallcnn only: average-pool the input by this factor
+        **backbone_params(input_size=227, downsample=2, encode_batch_size=512),
         "epochs": Param(12, int, ge=1),
         "batch_size": Param(256, int, ge=2),
         "lr": Param(0.001, float, gt=0),
@@ -81,9 +78,6 @@ class WSDHQ(Method):
         "update_every_epochs": Param(2, int, ge=1),
         "icm_sweeps": Param(3, int, ge=1),
         "ls_reg": Param(0.001, float, gt=0),
-        "augment_shift": Param(2, int, ge=0),
-        "flip": Param(False, bool),
-        "encode_batch_size": Param(512, int, ge=1),
     }
 
     @classmethod
@@ -95,13 +89,14 @@ class WSDHQ(Method):
     def __init__(self, bits, seed, params, info):
         super().__init__(bits, seed, params, info)
         p = self.params
-        self.device = device()
         self.n_books = bits // 8
-        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"],
-                                 p["downsample"]).to(self.device)
+        self.backbone = Backbone(p["backbone"], info.image_shape, p["pretrained"], p["input_size"], p["downsample"])
         self.head: nn.Linear | None = None  # built once D (the tag-embedding dimension) is known
         self.books: np.ndarray | None = None
         self.tag_embeddings: np.ndarray | None = None
+        self.image_transforms = self.transforms(self.backbone.spec)
+        self.margin_loss = AdaptiveCosineMarginLoss(p["gamma"], p["adaptive_margin"], p["margin"])
+        self.quant_loss = CosineQuantizationLoss()
 
     # --- network -----------------------------------------------------------------------------------------
     def _build_head(self, dim: int) -> None:
@@ -113,7 +108,6 @@ class WSDHQ(Method):
         with torch.no_grad():
             self.head.weight.copy_(torch.randn(self.head.weight.shape, generator=gen) * 0.01)
             self.head.bias.zero_()
-        self.head.to(self.device)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.backbone(x)))
@@ -123,11 +117,10 @@ class WSDHQ(Method):
         return e.T @ e  # sum_t e_t e_t^T
 
     # --- training ----------------------------------------------------------------------------------------
-    def fit(self, train: TrainSet) -> list[dict]:
+    def setup(self, train: TrainSet, ctx) -> None:
         if train.tag_targets is None or train.tag_embeddings is None:
             raise HashbenchError("wsdhq: no tag targets; run the tags stage (`dvc repro tags`) on a dataset with "
                                  "tags (e.g. mnist5k-tags)")
-        p = self.params
         targets = np.asarray(train.tag_targets, np.float32)
         emb = np.asarray(train.tag_embeddings, np.float32)
         if targets.ndim != 2 or emb.ndim != 2 or targets.shape[1] != emb.shape[0] or emb.shape[0] == 0:
@@ -137,67 +130,77 @@ class WSDHQ(Method):
             raise HashbenchError(f"wsdhq: {len(targets)} rows of tag targets are not allowed for {len(train)} training "
                                  f"images; use one row per image (rerun the tags stage)")
         n, dim = len(train), emb.shape[1]
-        self.tag_embeddings = emb
+        self.tag_embeddings, self.targets = emb, targets
         self._build_head(dim)
-        metric = self._metric()
-        e_t = torch.from_numpy(emb).to(self.device)
-        y_t = torch.from_numpy(targets)
-        rng = np.random.default_rng(self.seed)
-        icm_rng = np.random.default_rng([self.seed, 1])
-        gen = torch.Generator().manual_seed(self.seed)
-        margin_loss = AdaptiveCosineMarginLoss(p["gamma"], p["adaptive_margin"], p["margin"])
-        quant_loss = CosineQuantizationLoss()
-        params = list(self.backbone.parameters()) + list(self.head.parameters())
-        optimizer = torch.optim.Adam(params, lr=p["lr"])
-        schedule = torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step"], p["lr_gamma"])  # stepped per iteration
-        buffer = np.zeros((n, dim), np.float32)
-        codes = None
-        self.books = None
-        history = []
-        self.backbone.train()
-        n_batches = math.ceil(n / p["batch_size"])
-        for epoch in (bar := tqdm(range(p["epochs"]), desc="wsdhq epochs", unit="epoch")):
-            order = rng.permutation(n)
-            sums = {"loss": 0.0, "margin": 0.0, "quant": 0.0}
-            for b in range(n_batches):
-                idx = np.sort(order[b * p["batch_size"]:(b + 1) * p["batch_size"]])
-                x = random_shift(self.backbone.prepare(train.images[idx]), p["augment_shift"], gen)
-                if p["flip"]:
-                    flip = torch.rand(len(idx), generator=gen) < 0.5
-                    x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
-                r = self._forward(x.to(self.device))
-                l_emb = margin_loss(r, y_t[idx].to(self.device), e_t)
-                if self.books is not None and p["lambda_q"] > 0:
-                    recon = torch.from_numpy(reconstruct(self.books, codes[idx])).to(self.device)
-                    l_q = quant_loss(r, recon, e_t)
-                else:  # lambda is 0 until the codebooks exist
-                    l_q = r.new_zeros(())
-                loss = l_emb + p["lambda_q"] * l_q
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                buffer[idx] = r.detach().cpu().numpy()
-                sums["loss"] += loss.item()
-                sums["margin"] += l_emb.item()
-                sums["quant"] += l_q.item()
-            refreshed = (epoch + 1) % p["update_every_epochs"] == 0
-            if refreshed:
-                codes = self._refresh_codebooks(buffer, metric, icm_rng)
-            row = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
-                   "lr": optimizer.param_groups[0]["lr"], "codebook_refresh": refreshed}
-            history.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if self.books is None:  # fewer epochs than one refresh period: initialise from the last buffer
-            self._refresh_codebooks(buffer, metric, icm_rng)
-        return history
+        self.e_t = torch.from_numpy(emb).to(ctx.device)
+        self.metric = self._metric()
+        self.buffer = np.zeros((n, dim), np.float32)  # training-forward features, stale by up to a refresh period
+        self.filled = np.zeros(n, bool)
+        self.codes, self.books = None, None
+        self.icm_rng = np.random.default_rng([self.seed, 1])
 
-    def _refresh_codebooks(self, buffer: np.ndarray, metric: np.ndarray, icm_rng) -> np.ndarray:
+    def plan(self, train: TrainSet) -> Plan:
+        fields = {"image": Field(train.images, self.image_transforms[0]), "target": Field(self.targets)}
+        return Plan({"train": Stream(fields, Shuffled(len(train), self.params["batch_size"]))},
+                    epochs=self.params["epochs"])
+
+    def fingerprint(self) -> str:
+        return Field(self.tag_embeddings).source.fingerprint()
+
+    def modules(self):
+        return {"backbone": self.backbone, "head": self.head}
+
+    def optimizers(self):
+        p = self.params
+        optimizer = torch.optim.Adam([*self.backbone.parameters(), *self.head.parameters()], lr=p["lr"])
+        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step"], p["lr_gamma"]),
+                      every="step")]
+
+    def training_step(self, batch, ctx):
+        idx = batch["index"].numpy()
+        with ctx.autocast():
+            r = self._forward(batch["image"])
+        r = r.float()
+        l_emb = self.margin_loss(r, batch["target"], self.e_t)
+        if self.books is not None and self.params["lambda_q"] > 0:
+            recon = torch.from_numpy(reconstruct(self.books, self.codes[idx])).to(r.device)
+            l_q = self.quant_loss(r, recon, self.e_t)
+        else:  # lambda is 0 until the codebooks exist
+            l_q = r.new_zeros(())
+        self.buffer[idx] = r.detach().cpu().numpy()
+        self.filled[idx] = True
+        return l_emb + self.params["lambda_q"] * l_q, {"margin": l_emb, "quant": l_q}
+
+    def on_epoch_end(self, epoch, ctx) -> dict:
+        refreshed = (epoch + 1) % self.params["update_every_epochs"] == 0
+        if refreshed:
+            self.buffer = ctx.merge_rows(self.buffer, self.filled)
+            self.codes = self._refresh_codebooks(self.buffer)
+        return {"codebook_refresh": refreshed}
+
+    def on_train_end(self, ctx) -> None:
+        if self.books is None:  # fewer epochs than one refresh period: initialise from the last buffer
+            self._refresh_codebooks(ctx.merge_rows(self.buffer, self.filled))
+
+    def train_state(self) -> dict:
+        state = {"buffer": torch.from_numpy(self.buffer.copy()), "filled": torch.from_numpy(self.filled.copy()),
+                 "icm_rng": generator_state(self.icm_rng)}
+        if self.books is not None:
+            state.update(books=torch.from_numpy(self.books.copy()), codes=torch.from_numpy(self.codes.astype(np.int64)))
+        return state
+
+    def load_train_state(self, state: dict) -> None:
+        self.buffer, self.filled = state["buffer"].numpy().copy(), state["filled"].numpy().copy()
+        set_generator_state(self.icm_rng, state["icm_rng"])
+        if "books" in state:
+            self.books, self.codes = state["books"].numpy().copy(), state["codes"].numpy().astype(np.uint8)
+
+    def _refresh_codebooks(self, buffer: np.ndarray) -> np.ndarray:
         """k-means initialisation on first use, then ICM codes of the buffered features and the least-squares
         codebook update; returns the codes."""
         if self.books is None:
             self.books = kmeans_init(buffer, self.n_books, CODEWORDS, self.seed)
-        codes = icm_encode(buffer, self.books, metric, self.params["icm_sweeps"], icm_rng)
+        codes = icm_encode(buffer, self.books, self.metric, self.params["icm_sweeps"], self.icm_rng)
         self.books = update_codebooks(buffer, codes, CODEWORDS, self.params["ls_reg"], previous=self.books)
         return codes
 
@@ -206,12 +209,10 @@ class WSDHQ(Method):
         if self.head is None or self.books is None:
             raise HashbenchError("wsdhq: the model is not trained; run `dvc repro train` first")
 
-    def features(self, data: np.ndarray, desc: str | None = None) -> np.ndarray:
-        """tanh features r (n, D), float32, eval mode."""
+    def features(self, data, desc: str | None = None) -> np.ndarray:
+        """tanh features r (n, D), float32, eval mode (the mean over the test views, e.g. the official 10 crops)."""
         self._check_trained()
-        self.backbone.eval()
-        r = forward_batches(lambda x: self._forward(self.backbone.prepare(x).to(self.device)), data,
-                            self.params["encode_batch_size"], self.head.out_features, desc)
+        r = self.map_rows(self._forward, data, self.image_transforms[1], self.head.out_features, desc)
         return r.numpy().astype(np.float32)
 
     def encode(self, data, modality="image", role="database"):
@@ -228,15 +229,11 @@ class WSDHQ(Method):
 
     def state_dict(self):
         self._check_trained()
-        state = {f"backbone.{k}": v.detach().cpu() for k, v in self.backbone.state_dict().items()}
-        state.update({f"head.{k}": v.detach().cpu() for k, v in self.head.state_dict().items()})
-        state["codebooks"] = torch.from_numpy(self.books.copy())
-        state["tag_embeddings"] = torch.from_numpy(self.tag_embeddings.copy())
-        return state
+        return {**super().state_dict(), "codebooks": torch.from_numpy(self.books.copy()),
+                "tag_embeddings": torch.from_numpy(self.tag_embeddings.copy())}
 
     def load_state_dict(self, state):
-        self.backbone.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
         self._build_head(int(state["head.weight"].shape[0]))
-        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        super().load_state_dict(state)
         self.books = state["codebooks"].numpy().astype(np.float32)
         self.tag_embeddings = state["tag_embeddings"].numpy().astype(np.float32)
