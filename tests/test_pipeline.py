@@ -219,7 +219,8 @@ def test_plots_page_works_offline(repo, tmp_path):
     page = (repo / "dvc_plots/index.html").read_text()
     assert "<script src" not in page and "cdn." not in page and "vegaEmbed('#plots_pr_i2i_json'" in page
     n_plots = len(re.findall(r"vegaEmbed\('#", page))
-    assert n_plots == 3  # loss, pr/i2i, precision_at_n/i2i
+    logged = sorted((repo / "dvclive/plots/metrics").rglob("*.tsv"))  # DVCLive's per-epoch loss, lr, images/s
+    assert logged and n_plots == 2 + len(logged)  # pr/i2i, precision_at_n/i2i and each DVCLive curve
     if CHROMIUM is None:
         pytest.skip("chromium is not installed: the page's drawing was not checked")
     url = (repo / "dvc_plots/index.html").as_uri()
