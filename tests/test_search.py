@@ -79,6 +79,23 @@ def test_index_search_is_the_stable_aqd_ranking():
     assert np.array_equal(hits.distances, np.take_along_axis(s, order[:, :40], 1))
 
 
+def test_index_l2_search_is_the_stable_adc_ranking():
+    rng = np.random.default_rng(2)
+    qf, assign, cb = quantized_case(rng)       # small integers: every distance is exact, ties are real ties
+    recon = cb[0][assign[:, 0]] + cb[1][assign[:, 1]] + cb[2][assign[:, 2]]
+    sq = ((qf[:, None, :].astype(np.float64) - recon[None]) ** 2).sum(-1)
+    order = np.argsort(sq, axis=1, kind="stable")
+    index = Index(assign, np.arange(len(assign)) + 100, codebooks=cb)
+    hits = index.search(qf, 40, score="l2")
+    assert np.array_equal(hits.ids, order[:, :40] + 100)
+    assert np.array_equal(hits.distances, np.take_along_axis(sq, order[:, :40], 1).astype(np.float32))
+    assert not np.array_equal(hits.ids, index.search(qf, 40).ids)   # another ranking than the inner product
+    with pytest.raises(HashbenchError, match="score='l2' applies to quantized codes"):
+        Index(binary_case(rng)[1]).search(binary_case(rng)[0], 3, score="l2")
+    with pytest.raises(HashbenchError, match="score='cosine' is not allowed; use one of inner, l2"):
+        index.search(qf, 3, score="cosine")
+
+
 def test_index_refuses_bad_queries_and_k():
     rng = np.random.default_rng(2)
     q, db = binary_case(rng)
@@ -240,6 +257,11 @@ def test_cli_encode_search_export(trained, name, tmp_path, capsys):
     if name == "lsh":       # the query file itself at distance 0, ahead of every item at a larger distance
         at = names.index(str(query))
         assert all(int(r[2]) == 0 for r in rows[:at + 1])
+    else:                   # the asymmetric L2 distance finds the query file itself (README "Using a trained model")
+        assert cli(["search", "--model", str(folders[name]), "--codes", str(codes), str(query), "--score", "l2"]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+        l2 = load_index(codes).search(model.encode([query], role="query"), 10, score="l2")
+        assert [int(r[1]) for r in rows] == l2.ids[0].tolist() and str(query) in [r[3] for r in rows]
     out = tmp_path / "index.faiss"
     assert cli(["export-faiss", "--codes", str(codes), "-o", str(out)]) == 0
     read = faiss.read_index(str(out)) if model.quantized else faiss.read_index_binary(str(out))

@@ -310,11 +310,12 @@ def _hamming_chunk(qw, dw, qm, dm, bits, topk, grid, map_all, workers):
             "n_rel": rel_le[:, -1], "grid_rel": out["grid_rel"], "le": le, "rel_le": rel_le}
 
 
-def _aqd_keys(qf, cb, assign_t, qm, dm, r0, r1, buffers):
+def _aqd_keys(qf, cb, assign_t, qm, dm, r0, r1, buffers, neg_bias=None):
     """(q, n) int64 keys of one query chunk, unique and ascending in the stable ranking: high 32 bits the score as
     an order-preserving int32 of -score, low 32 bits index << 1 | relevance bit. Also the relevant count per query.
     The gather reads -T (negation is exact, so the gather-sum is exactly -score) with no -0.0 entries, so no sum is
-    -0.0 either and equal scores have equal bits."""
+    -0.0 either and equal scores have equal bits. `neg_bias` (n,) float32, when given, is added to every -score
+    after the sum (search by L2 distance, ``aqd_topk``)."""
     n = assign_t.shape[1]
     q = r1 - r0
     tab = np.negative(_aqd_table(qf[r0:r1], cb).transpose(1, 2, 0), order="C")  # (M, K, q): a gather copies rows
@@ -331,6 +332,9 @@ def _aqd_keys(qf, cb, assign_t, qm, dm, r0, r1, buffers):
         scores = np.take(tab[0], assign_t[0, b0:b1], axis=0)      # (w, q) float32, summed in order m = 0..M-1
         for m in range(1, tab.shape[0]):
             scores += np.take(tab[m], assign_t[m, b0:b1], axis=0)
+        if neg_bias is not None:
+            scores += neg_bias[b0:b1, None]
+            scores += np.float32(0.0)                             # -0.0 -> +0.0, as above
         i = scores.view(np.int32)                                 # float order -> int32 order: flip negatives'
         flip = i >> 31                                            # magnitude bits
         flip &= 0x7FFFFFFF
@@ -533,16 +537,22 @@ def evaluate_aqd(query_features, db_assign, codebooks, query_labels, db_labels, 
     return res
 
 
-def aqd_topk(query_features, db_assign, codebooks, k, *, workers=None):
+def aqd_topk(query_features, db_assign, codebooks, k, *, bias=None, workers=None):
     """The evaluator's AQD ranking cut at k: exact top k by the asymmetric score, descending, ties by ascending
-    database position. Returns (positions (nq, k) int64, scores (nq, k) float32, exactly the evaluator's)."""
+    database position. Returns (positions (nq, k) int64, scores (nq, k) float32, exactly the evaluator's).
+    `bias`: an optional per-item term (n,) added to every score (float32), e.g. -|x_i|^2 / 2 to rank by L2."""
     qf64, cb64, assign_t = _aqd_inputs(query_features, db_assign, codebooks)
     nq, n = qf64.shape[0], assign_t.shape[1]
     k = _resolve_topk(k, n)
+    neg_bias = None
+    if bias is not None:
+        neg_bias = np.negative(np.asarray(bias, np.float32))
+        if neg_bias.shape != (n,) or not np.isfinite(neg_bias).all():
+            _fail(f"bias has shape {neg_bias.shape}; expected {n} finite values, one per database item")
     no_labels = np.zeros((nq, 1), np.uint8), np.zeros((n, 1), np.uint8)
 
     def fn(r0, r1, buffers):
-        keys = _aqd_keys(qf64, cb64, assign_t, *no_labels, r0, r1, buffers)[0]
+        keys = _aqd_keys(qf64, cb64, assign_t, *no_labels, r0, r1, buffers, neg_bias)[0]
         if k < n:
             keys.partition(k - 1, axis=1)
         return np.sort(keys[:, :k], axis=1)

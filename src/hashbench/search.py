@@ -5,7 +5,11 @@ their codebooks (M, K, D). ``search(queries, k)`` returns the ids and distances 
 exactly as the evaluator ranks: Hamming distance ascending for binary codes (the kernel of ``hashbench.ranking``),
 the asymmetric score q · Σ_m C[m, b_m] descending for quantized codes (``evaluation.aqd_topk``), ties broken by
 database position in both. For quantized codes the "distances" are those scores (larger is closer), as FAISS's
-inner-product indexes report them.
+inner-product indexes report them. ``search(..., score="l2")`` ranks quantized codes by the asymmetric squared L2
+distance |q - x_i|^2 to the reconstructions x_i = sum_m C[m, b_m] instead (PQ's ADC), through the same ranking with
+the per-item term -|x_i|^2 / 2: the evaluator's (the papers') score is the inner product, but features that are not
+normalised (WSDHQ's tanh outputs) make an item's own reconstruction rarely its top inner product, so near-duplicate
+search wants L2.
 
 ``to_faiss`` builds the FAISS index users deploy hash codes with, ids mapped:
 - binary, ``flat``: ``IndexBinaryFlat`` (exact); ``ivf``: ``IndexBinaryIVF`` (``nlist`` binary k-means lists trained
@@ -28,11 +32,13 @@ from .ranking import hamming_topk
 __all__ = ["Index", "Neighbours", "to_faiss", "pack_for_faiss", "FAISS_KINDS"]
 
 FAISS_KINDS = ("flat", "ivf", "hnsw")
+SCORES = ("inner", "l2")
 
 
 class Neighbours(NamedTuple):
     """Top-k of each query: item ids (nq, k) int64 and distances (nq, k): Hamming distances (int32), or for
-    quantized codes the asymmetric scores (float32, larger is closer)."""
+    quantized codes the asymmetric scores (float32, larger is closer), or with score="l2" squared L2 distances
+    (float32, smaller is closer)."""
 
     ids: np.ndarray
     distances: np.ndarray
@@ -85,6 +91,7 @@ class Index:
                       f"integer assignments (n, M) for codebooks (M, K, D)")
             self.assign = codes
             self.dim = self.codebooks.shape[2]
+            self._neg_half_norms = None                  # for score="l2", computed on first use
         else:
             self._set_binary(pack_for_faiss(codes), codes.shape[1])
 
@@ -133,18 +140,41 @@ class Index:
             _fail(f"queries: empty batch; give at least one row of {what}")
         return q
 
-    def search(self, queries, k: int = 10, *, workers: int | None = None) -> Neighbours:
+    def search(self, queries, k: int = 10, *, score: str = "inner", workers: int | None = None) -> Neighbours:
         """Top k (at most the database size) per query: binary codes take ±1 query codes, quantized ones query
-        features (the method's encode with role="query")."""
+        features (the method's encode with role="query"). `score` (quantized codes): "inner", the evaluator's
+        asymmetric inner product, or "l2", the asymmetric squared L2 distance."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             _fail(f"k={k!r} is not allowed; use a positive int")
+        if score not in SCORES:
+            _fail(f"score={score!r} is not allowed; use one of {', '.join(SCORES)}")
+        if score == "l2" and not self.quantized:
+            _fail("score='l2' applies to quantized codes; binary codes are ranked by Hamming distance")
         q = self._queries(queries)
         k = min(int(k), len(self))
-        if self.quantized:
+        if score == "l2":
+            positions, scores = aqd_topk(q, self.assign, self.codebooks, k, bias=self._half_norms(), workers=workers)
+            sq = np.einsum("ij,ij->i", q.astype(np.float64), q.astype(np.float64))[:, None]
+            distances = (sq - 2.0 * scores).astype(np.float32)     # |q|^2 - 2 (q . x - |x|^2 / 2) = |q - x|^2
+        elif self.quantized:
             positions, distances = aqd_topk(q, self.assign, self.codebooks, k, workers=workers)
         else:
             positions, distances = hamming_topk(_words(pack_for_faiss(q)), self.words, self.bits, k, workers)
         return Neighbours(self.ids[positions], distances)
+
+    def _half_norms(self, rows: int = 1 << 16) -> np.ndarray:
+        """-|x_i|^2 / 2 of every item's reconstruction (float32), computed once, a block of rows at a time."""
+        if self._neg_half_norms is None:
+            books = self.codebooks.astype(np.float64)
+            out = np.empty(len(self), np.float32)
+            for r0 in range(0, len(self), rows):
+                part = self.assign[r0:r0 + rows]
+                x = books[0][part[:, 0]]
+                for m in range(1, books.shape[0]):
+                    x += books[m][part[:, m]]
+                out[r0:r0 + rows] = -0.5 * np.einsum("ij,ij->i", x, x)
+            self._neg_half_norms = out
+        return self._neg_half_norms
 
     def name(self, item_id: int) -> str | None:
         """The file name of an item, when the codes file has names."""

@@ -1,7 +1,7 @@
 """`hashbench encode`, `hashbench search` and `hashbench export-faiss`: use a trained model outside the pipeline.
 
     hashbench encode --model models/ FILES_OR_DIR... -o codes.h5      # database codes with file names
-    hashbench search --model models/ --codes codes.h5 QUERY [-k 10]   # rank, id, file name, distance
+    hashbench search --model models/ --codes codes.h5 QUERY [-k 10] [--score l2]   # rank, id, distance, name
     hashbench search --model models/ --codes data/codes.h5 --text "seven 7"   # cross-modal models
     hashbench export-faiss --codes codes.h5 -o index.faiss [--kind flat|ivf|hnsw]
 """
@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("query", nargs="?", help="query image file")
     p.add_argument("--text", help="query words (cross-modal models): searched against the image codes")
     p.add_argument("-k", type=int, default=10, help="results to print (default 10)")
+    p.add_argument("--score", choices=("inner", "l2"), default="inner",
+                   help="quantized codes: inner = the evaluator's asymmetric inner product (default), l2 = the "
+                        "asymmetric squared L2 distance (finds an image itself and its near-duplicates)")
     p.set_defaults(run=run_search)
 
     p = subparsers.add_parser("export-faiss", help="write a codes file's database as a FAISS index with ids")
@@ -111,8 +114,8 @@ def run_search(args) -> int:
         query = method.encode(bag, "text", "query")
     else:
         query = method.encode([Path(args.query)], "image", "query")
-    hits = index.search(query, args.k)
-    label = "score" if index.quantized else "distance"
+    hits = index.search(query, args.k, score=args.score)
+    label = "score" if index.quantized and args.score == "inner" else "distance"
     print(f"{'rank':>4}  {'id':>8}  {label:>10}  name")
     for rank, (item, dist) in enumerate(zip(hits.ids[0], hits.distances[0]), 1):
         value = f"{dist:10.4f}" if index.quantized else f"{dist:10d}"
