@@ -20,6 +20,7 @@ from hashbench import presets
 from hashbench.config import load_params
 from hashbench.data import atomic_write_text, open_dataset
 from hashbench.embedded import EMBEDDED
+from hashbench.errors import HashbenchError
 from hashbench.methods import get_method
 from hashbench.pipeline import dataset_info, run_identity, save_model, train_set
 from hashbench.runconfig import check_run_matches, train_settings
@@ -37,9 +38,8 @@ def main():
     method_cls = get_method(settings["method"])
     bits, seed, preset = settings["bits"], settings["seed"], settings["preset"]
     top = validate_runtime(params)
-    if top["nproc"] > 1 and "LOCAL_RANK" not in os.environ:  # become torchrun's N processes
-        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                  f"--nproc_per_node={top['nproc']}", __file__])
+    if top["nproc"] > 1 and "LOCAL_RANK" not in os.environ:
+        return launch(top["nproc"])
     runtime = from_params(top)
     warning = presets.advice(params, frozenset(EMBEDDED))
     if warning and runtime.main:
@@ -76,11 +76,57 @@ def main():
         Path("metrics").mkdir(exist_ok=True)
         atomic_write_text("metrics/train.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         runtime.log.close()
+        if trainer is not None:  # kept until now: a run stopped before these writes resumes at its end
+            trainer.discard_checkpoint()
     if runtime.world_size > 1:
         import torch.distributed
 
         torch.distributed.destroy_process_group()
 
 
+def launch(nproc: int) -> None:
+    """This stage as `nproc` processes under torch's elastic launcher, as `torchrun --standalone` starts them. Rank 0
+    prints to this terminal; the others' stderr goes to files, read only when rank 0 stopped without its own error
+    line. The launcher's own report of a failed process (a traceback) is not shown: the process's line says why."""
+    import logging
+    import tempfile
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default for several processes on one machine
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory() as logs:
+        config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                              rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                              logs_specs=DefaultLogsSpecs(logs, redirects={r: Std.ERR for r in range(1, nproc)}))
+        try:
+            elastic_launch(config, sys.executable)(__file__)
+        except ChildFailedError as failed:
+            first = failed.failures.get(0)
+            if first is None or first.exitcode != 2:  # rank 0 was stopped before it could say why
+                lines = [line for f in sorted(Path(logs).rglob("stderr.log"))
+                         for line in f.read_text(errors="replace").splitlines() if line.startswith("error: ")]
+                print(lines[0] if lines else f"error: a training process failed ({failed.failures})", file=sys.stderr)
+            sys.exit(2)
+
+
+def other_rank(fn) -> None:
+    """A process other than rank 0 (its stderr goes to a file, see `launch`): on a user error it writes its line
+    there and waits a little before stopping, since the launcher ends all processes when one stops and rank 0 usually
+    meets the same error (a non-finite loss, a device) and should be the one that prints it."""
+    try:
+        fn()
+    except HashbenchError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        time.sleep(5)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    run_stage(main, outputs=OUTS if os.environ.get("RANK", "0") == "0" else [])
+    if os.environ.get("RANK", "0") == "0":
+        run_stage(main, outputs=OUTS)
+    else:
+        other_rank(main)

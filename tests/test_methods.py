@@ -159,6 +159,10 @@ def test_inception_v3_trains_on_its_main_output():
     assert not hasattr(backbone.net, "AuxLogits") or backbone.net.AuxLogits is None
     with pytest.raises(HashbenchError, match="input_size: 64 is not allowed for inception_v3"):
         networks.Backbone("inception_v3", (3, 3, 3), pretrained=False, input_size=64)
+    with pytest.raises(HashbenchError, match="input_size: 62 is not allowed for alexnet; use an integer >= 63"):
+        networks.Backbone("alexnet", (3, 3, 3), pretrained=False, input_size=62)
+    alexnet = networks.Backbone("alexnet", (3, 3, 3), pretrained=False, input_size=63).eval()
+    assert alexnet(torch.zeros(1, 3, 63, 63)).shape == (1, 4096)   # the smallest it accepts
 
 
 def test_params_yaml_has_a_valid_block_for_every_method():

@@ -80,12 +80,14 @@ def test_torchrun_two_cpu_processes_train_to_a_sane_map(project):
     assert metrics["map@all"]["i2i"] > 0.3  # random codes: about 0.1 on 10 balanced classes
 
 
-def test_non_finite_loss_stops_the_stage_without_outputs(project):
-    configure(project, "dnnh", {"epochs": 1, "lr": 1e6}, workers=0)
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_non_finite_loss_stops_the_stage_without_outputs(project, nproc):
+    configure(project, "dnnh", {"epochs": 1, "lr": 1e6}, workers=0, nproc=nproc)
     clean(project)
     proc = run("python stages/train.py", project, check=False)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert proc.returncode == 2 and len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0])
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.rstrip().endswith(errors[0])
     assert errors[0].startswith("error: dnnh: the loss is nan at epoch 1, batch ")
     for name in ("models/model.pt", "models/model.json", "metrics/train.json", "dvclive"):
         assert not (project / name).exists()

@@ -12,7 +12,7 @@ from hashbench.methods import DatasetInfo, TrainSet, get_method
 from hashbench.networks import Backbone
 from hashbench.pipeline import check_codes
 from hashbench.training import ClassBalanced, Cycled, Field, Runtime, Shuffled
-from hashbench.training.loaders import Items, item_seeds, loader
+from hashbench.training.loaders import ArrayRows, Items, item_seeds, loader, map_batches
 from hashbench.training.runtime import resolve_device, resolve_precision
 
 IMAGES = DatasetInfo("mnist5k", (16, 16, 1), 10, frozenset({"image"}))
@@ -33,8 +33,9 @@ def case(name):
     if name == "wsdhq":
         targets = (rng.random((40, 5)) < 0.4).astype(np.float32)
         emb = rng.standard_normal((5, 8)).astype(np.float32)
-        return TAGS, {"epochs": 4, "batch_size": 16, "lr_step": 4}, TrainSet(images, tag_targets=targets,
-                                                                              tag_embeddings=emb)
+        # 5 steps an epoch and codebooks refreshed every epoch: the resume starts mid-epoch with codebooks set
+        return TAGS, {"epochs": 4, "batch_size": 8, "lr_step": 4, "update_every_epochs": 1}, \
+            TrainSet(images, tag_targets=targets, tag_embeddings=emb)
     if name == "djsrh":
         texts = (rng.random((40, 6)) < 0.3).astype(np.float32)
         return TAGS, {"epochs": 3, "batch_size": 8, "text_hidden": 16}, TrainSet(images, texts=texts)
@@ -124,11 +125,14 @@ def test_resume_equals_an_uninterrupted_run(name, tmp_path):
         run("b", log=_stop_after(1))
     assert list((tmp_path / "b").glob("*/last.pt"))
     resumed, again = run("b")
-    assert resumed.trainer.resumed_from is not None and resumed.trainer.resumed_from["epoch"] >= 1
+    assert resumed.trainer.resumed_from is not None and resumed.trainer.resumed_from["epoch"] == 1
+    assert resumed.trainer.resumed_from["batch"] > 0                        # mid-epoch
     assert again == history
     a, b = full.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not list((tmp_path / "b").glob("*/last.pt"))  # a finished run removes its checkpoint
+    assert list((tmp_path / "b").glob("*/last.pt"))  # kept until the stage has written the model
+    resumed.trainer.discard_checkpoint()
+    assert not list((tmp_path / "b").glob("*/last.pt"))
 
 
 def test_checkpoints_of_other_params_are_not_used(tmp_path):
@@ -140,7 +144,9 @@ def test_checkpoints_of_other_params_are_not_used(tmp_path):
     other = get_method("hyp2")(16, 3, {**params, "lr": 0.02}, info)
     other.runtime = Runtime(checkpoints=tmp_path, progress=False)
     other.fit(train)
-    assert other.trainer.resumed_from is None and len(list(tmp_path.glob("*/last.pt"))) == 1
+    assert other.trainer.resumed_from is None and len(list(tmp_path.glob("*/last.pt"))) == 2
+    other.trainer.discard_checkpoint()
+    assert len(list(tmp_path.glob("*/last.pt"))) == 1  # the stopped run's own, under its own key
 
 
 # ---------------------------------------------------------------------------------------------- divergence
@@ -153,6 +159,20 @@ def test_non_finite_loss_stops_with_one_line(tmp_path):
     message = str(err.value)
     assert "\n" not in message and message.startswith("hyp2: the loss is nan at epoch ") and ", batch " in message
     assert not list(tmp_path.glob("*/last.pt"))
+
+
+class _MissingFiles(ArrayRows):
+    """Rows whose files are gone, as a placed dataset with a deleted image."""
+
+    def rows(self, positions):
+        raise HashbenchError(f"data/raw/images/{positions[0]}.jpg: the file is missing; place the dataset again")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_error_in_a_data_worker_is_its_own_line(workers):
+    with pytest.raises(HashbenchError) as err:
+        map_batches(lambda x: x.float(), _MissingFiles(np.zeros((16, 4))), None, 8, 4, workers=workers)
+    assert str(err.value) == "data/raw/images/0.jpg: the file is missing; place the dataset again"
 
 
 def test_constant_codes_are_refused():

@@ -116,6 +116,10 @@ def _torchvision_model(name: str, pretrained: bool):
     return model, feature_dim
 
 
+# the smallest input each torchvision network's layers accept (others: the schema's 32)
+MIN_INPUT = {"alexnet": 63, "inception_v3": 75}
+
+
 class Backbone(nn.Module):
     """A feature extractor and the input it expects (`spec`)."""
 
@@ -133,9 +137,11 @@ class Backbone(nn.Module):
             # average pooling of smallcnn's input only (the embedded 56x56 scenes -> 28x28)
             self.spec = InputSpec(None, channels, mean, std, downsample if name == "smallcnn" else 1)
         else:
-            if name == "inception_v3" and input_size < 75:
-                raise HashbenchError(f"input_size: {input_size} is not allowed for inception_v3; use an integer "
-                                     f">= 75 (HyP²'s is 448)")
+            smallest = MIN_INPUT.get(name, 32)
+            if input_size < smallest:
+                usual = "HyP²'s is 448" if name == "inception_v3" else "the papers use 224 or 227"
+                raise HashbenchError(f"input_size: {input_size} is not allowed for {name}; use an integer >= "
+                                     f"{smallest} ({usual})")
             self.net, self.feature_dim = _torchvision_model(name, pretrained)
             self.spec = InputSpec(input_size, 3, IMAGENET_MEAN, IMAGENET_STD)
 

@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,25 +43,25 @@ def run_key(description: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- generator states
-def capture_rng() -> dict:
-    """torch (CPU and CUDA), numpy's and Python's global generators."""
+def capture_rng(device: torch.device | None = None) -> dict:
+    """torch's (CPU, and the training GPU's when `device` is CUDA), numpy's and Python's global generators."""
     np_state = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
              "numpy": json.dumps([np_state[0], *map(_plain, np_state[2:])]),
              "python": json.dumps(random.getstate())}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":  # that GPU only: a resume may see other GPUs
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     name, pos, has_gauss, cached = json.loads(state["numpy"])
     np.random.set_state((name, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = json.loads(state["python"])
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def generator_state(rng: np.random.Generator) -> str:
@@ -89,17 +90,22 @@ class Checkpoints:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+            print(f"note: {self.path} is not readable ({type(err).__name__}); training starts from the beginning",
+                  file=sys.stderr)
             return None
         if not isinstance(state, dict) or state.get("key") != self.key:
             return None
         return state
 
     def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".last.pt.tmp-{os.getpid()}")
         try:
-            torch.save({**state, "key": self.key}, tmp)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:  # through a file object a full disk is an OSError (a path: RuntimeError)
+                torch.save({**state, "key": self.key}, f)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except OSError as err:
             raise HashbenchError(f"{self.path}: the checkpoint could not be written ({err.strerror}); free disk space "

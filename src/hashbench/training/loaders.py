@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data import open_dataset, open_image
+from ..errors import HashbenchError
 from ..sampling import class_balanced_batch
 from ..transforms import split_random
 from .runtime import place
@@ -278,6 +279,20 @@ def loader(items: Items, workers: int, pin_memory: bool) -> DataLoader:
                       persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
 
 
+def iterate(data: DataLoader):
+    """The batches of `data`; a HashbenchError raised in a worker process (a missing or unreadable file) comes back
+    from PyTorch with the worker's traceback in its text: it is raised again as its own line."""
+    batches = iter(data)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except HashbenchError as err:
+            raise HashbenchError(str(err).rsplit("HashbenchError: ", 1)[-1].strip()) from None
+        yield batch
+
+
 @torch.no_grad()
 def map_batches(fn, rows, transform, batch_size: int, width: int, workers: int = 0,
                 device: torch.device | None = None, desc: str | None = None) -> torch.Tensor:
@@ -291,7 +306,7 @@ def map_batches(fn, rows, transform, batch_size: int, width: int, workers: int =
     data.batch_sampler.batches = [[(i, 0) for i in range(s, min(s + batch_size, len(items)))]
                                   for s in range(0, len(items), batch_size)]
     out = []
-    for batch in tqdm(data, desc=desc, unit="batch", leave=False, disable=desc is None):
+    for batch in tqdm(iterate(data), total=len(data), desc=desc, unit="batch", leave=False, disable=desc is None):
         x = place(batch["x"], device)
         if x.dim() == 5:
             b, v = x.shape[:2]

@@ -100,8 +100,8 @@ def resolve_precision(value: str, device: torch.device) -> str:
             raise HashbenchError(f"precision: {value!r} is not allowed on the CPU; use auto or fp32 (mixed precision "
                                  f"runs on CUDA)")
         return "fp32"
-    if value == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if value == "auto":  # bf16 where the GPU has it natively (Ampere on); emulated bf16 is slow: fp16 + a scaler
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
     return value
 
 
@@ -118,10 +118,10 @@ def from_params(p: dict, checkpoints: Path | None = CHECKPOINTS) -> Runtime:
     group: NCCL on CUDA, gloo on the CPU."""
     rank, world, local_rank = distributed_env()
     device = resolve_device(p["device"], local_rank)
+    if device.type == "cuda":  # the pin-memory thread and new tensors without a device use the current GPU
+        torch.cuda.set_device(device)
     precision = resolve_precision(p["precision"], device)
     if world > 1 and not torch.distributed.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Runtime(device=device, precision=precision, workers=p["workers"], rank=rank, world_size=world,
                    checkpoints=checkpoints, checkpoint_every=p["checkpoint_every"], progress=rank == 0)

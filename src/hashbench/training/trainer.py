@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import HashbenchError
 from .checkpoint import Checkpoints, capture_rng, restore_rng, run_key
-from .loaders import Items, Plan, item_seeds, loader
+from .loaders import Items, Plan, item_seeds, iterate, loader
 from .runtime import Runtime, note, place
 
 
@@ -94,9 +94,15 @@ class Trainer:
         finally:
             bar.close()
         self.method.on_train_end(self)
+        self.loaders = {}  # persistent workers end with their loaders
+        return self.history
+
+    def discard_checkpoint(self) -> None:
+        """Remove this run's checkpoint: the train stage calls it once the model and metrics are written, so a run
+        stopped between the last step and those writes (or refused because params.yaml changed meanwhile) still
+        resumes at its end."""
         if self.store is not None and self.runtime.main:
             self.store.remove()
-        return self.history
 
     def _prepare(self, train) -> None:
         """The method's pieces on the device (wrapped in DDP when distributed), its data plan and loaders."""
@@ -104,6 +110,7 @@ class Trainer:
         m.setup(train, self)
         plan: Plan = m.plan(train)
         self.nets = place(nn.ModuleDict(m.modules()), self.device)
+        self.nets.train()  # an encode before fit leaves them in eval mode
         for frozen in m.frozen_modules().values():
             place(frozen, self.device)
         self.optims = m.optimizers()
@@ -117,6 +124,9 @@ class Trainer:
         self.streams = list(plan.streams.items())
         self.keys = {name: (m.seed, i) for i, (name, _) in enumerate(self.streams)}
         self.per_epoch = self.streams[0][1].plan.steps(self.world_size)
+        if self.per_epoch == 0:
+            raise HashbenchError(f"{m.name}: the {len(train)} training items give no full batch per epoch in each of "
+                                 f"{self.world_size} process(es); lower {m.name}.batch_size or nproc")
         self.total = plan.iterations if plan.iterations is not None else plan.epochs * self.per_epoch
         self.store = self._store(plan) if rt.checkpoints is not None else None
         self.history, self.speeds = [], []
@@ -150,7 +160,7 @@ class Trainer:
             self.loaders[name].batch_sampler.batches = [
                 list(zip(b.tolist(), item_seeds(self.keys[name], step, self.rank, len(b)).tolist()))
                 for step, b in zip(steps, batches)][skip:]
-            iters[name] = iter(self.loaders[name])
+            iters[name] = iterate(self.loaders[name])
         began, seen = time.perf_counter(), 0
         for b in range(skip, len(steps)):
             self.step = steps[b]
@@ -202,7 +212,7 @@ class Trainer:
             self.runtime.log(row, speed)
 
     def _check_finite(self, value: float, epoch: int, batch: int) -> None:
-        finite = math.isfinite(value)
+        finite = mine = math.isfinite(value)
         if self.world_size > 1:  # every process stops together
             flag = torch.tensor([float(finite)], device=self.device if self.device.type == "cuda" else "cpu")
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
@@ -210,7 +220,8 @@ class Trainer:
         if not finite:
             if self.store is not None and self.runtime.main:
                 self.store.remove()
-            raise HashbenchError(f"{self.method.name}: the loss is {value} at epoch {epoch + 1}, batch {batch + 1} "
+            loss = f"the loss is {value}" if not mine else "the loss of another process is not finite"
+            raise HashbenchError(f"{self.method.name}: {loss} at epoch {epoch + 1}, batch {batch + 1} "
                                  f"(step {self.step + 1}); training stopped and no model was written (a smaller lr "
                                  f"may help)")
 
@@ -224,7 +235,7 @@ class Trainer:
         return Checkpoints(rt.checkpoints, key)
 
     def _save(self, position: tuple) -> None:
-        mine = {"rng": capture_rng(), "method": self.method.train_state()}
+        mine = {"rng": capture_rng(self.device), "method": self.method.train_state()}
         ranks = [mine]
         if self.world_size > 1:
             ranks = [None] * self.world_size
@@ -250,6 +261,6 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         mine = state["ranks"][self.rank]
         self.method.load_train_state(mine["method"])
-        restore_rng(mine["rng"])
+        restore_rng(mine["rng"], self.device)
         epoch, batch = state["position"]
         return epoch, batch, state["sums"]
