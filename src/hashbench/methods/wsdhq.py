@@ -51,7 +51,7 @@ from ..errors import HashbenchError
 from ..losses.adaptive_margin import AdaptiveCosineMarginLoss
 from ..losses.cosine_quantization import CosineQuantizationLoss
 from ..networks import Backbone
-from ..quantization import icm_encode, kmeans_init, reconstruct, update_codebooks
+from ..quantization import check_codebook_bits, icm_encode, kmeans_init, reconstruct, update_codebooks
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
 from ..training.checkpoint import generator_state, set_generator_state
 from .base import DeepMethod, TrainSet, check_role
@@ -82,9 +82,7 @@ class WSDHQ(DeepMethod):
 
     @classmethod
     def check_bits(cls, bits: int) -> None:
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 8 or bits % 8 or bits > 1024:
-            raise HashbenchError(f"bits: {bits!r} is not allowed for wsdhq; use a multiple of 8 (8 x the number of "
-                                 f"codebooks of 256 codewords): 8, 16, 24, 32, ... up to 1024")
+        check_codebook_bits(cls.name, bits)
 
     def __init__(self, bits, seed, params, info):
         super().__init__(bits, seed, params, info)
