@@ -29,7 +29,8 @@ def test_reconstruction_is_a_constant():
 
 @pytest.mark.slow
 def test_method_fits_quantizes_and_round_trips():
-    method = check_deep_method("dqn", {"epochs": 4, "batch_size": 16, "feature_dim": 24, "lr_step": 100})
+    method = check_deep_method("dqn", {"epochs": 4, "batch_size": 16, "feature_dim": 24, "lr": 0.02, "lr_step": 100,
+                                        "augment": "none"})
     # refreshed after epochs 2 and 4: codes of every training image against the final books
     assert [h["codebook_refresh"] for h in method.trainer.history] == [False, True, False, True]
     assert method.codes.shape == (48, 2)

@@ -40,13 +40,13 @@ from ..config import Param
 from ..errors import HashbenchError
 from ..losses.dqn import DQNLoss
 from ..networks import Backbone
-from ..quantization import check_codebook_bits, icm_encode, kmeans_init, reconstruct
+from ..quantization import check_codebook_bits, icm_encode, kmeans_init
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
-from ..training.checkpoint import generator_state, set_generator_state
 from .base import DeepMethod, TrainSet, check_role
+from .buffered import BufferedCodebooks
 
 
-class DQN(DeepMethod):
+class DQN(BufferedCodebooks, DeepMethod):
     name = "dqn"
     needs = frozenset({"labels"})
     quantized = True
@@ -87,10 +87,7 @@ class DQN(DeepMethod):
     def setup(self, train: TrainSet, ctx) -> None:
         if train.labels is None or len(train.labels) != len(train):
             raise HashbenchError("dqn: training labels are missing; use a dataset with labels (e.g. mnist5k)")
-        self.buffer = np.zeros((len(train), self.params["feature_dim"]), np.float32)
-        self.filled = np.zeros(len(train), bool)
-        self.codes, self.books = None, None
-        self.icm_rng = np.random.default_rng([self.seed, 1])
+        self._start_buffer(len(train), self.params["feature_dim"])
 
     def plan(self, train: TrainSet) -> Plan:
         fields = {"image": Field(train.images, self.image_transforms[0]), "label": Field(train.labels)}
@@ -113,41 +110,13 @@ class DQN(DeepMethod):
         with ctx.autocast():
             z = self._forward(batch["image"])
         z = z.float()
-        recon = None
-        if self.books is not None:
-            recon = torch.from_numpy(reconstruct(self.books, self.codes[idx])).to(z.device)
-        self.buffer[idx] = z.detach().cpu().numpy()
-        self.filled[idx] = True
-        return self.loss_fn(z, batch["label"].float(), recon), {}
+        return self.loss_fn(z, batch["label"].float(), self._remember(idx, z)), {}
 
-    def on_epoch_end(self, epoch, ctx) -> dict:
-        refreshed = (epoch + 1) % self.params["update_every_epochs"] == 0
-        if refreshed:
-            self._rebuild(ctx.merge_rows(self.buffer, self.filled))
-        return {"codebook_refresh": refreshed}
-
-    def on_train_end(self, ctx) -> None:
-        if self.books is None:  # fewer epochs than one refresh period
-            self._rebuild(ctx.merge_rows(self.buffer, self.filled))
-
-    def _rebuild(self, features: np.ndarray) -> None:
-        """Fresh per-subspace k-means codebooks and the ICM codes of the buffered features."""
-        self.buffer = features
+    def _refresh_codebooks(self, features: np.ndarray) -> np.ndarray:
+        """Fresh per-subspace k-means codebooks (as the official code rebuilds them every time) and the ICM codes of
+        the buffered features."""
         self.books = kmeans_init(features, self.n_books, self.params["codewords"], self.seed)
-        self.codes = icm_encode(features, self.books, None, self.params["icm_sweeps"], self.icm_rng)
-
-    def train_state(self) -> dict:
-        state = {"buffer": torch.from_numpy(self.buffer.copy()), "filled": torch.from_numpy(self.filled.copy()),
-                 "icm_rng": generator_state(self.icm_rng)}
-        if self.books is not None:
-            state.update(books=torch.from_numpy(self.books.copy()), codes=torch.from_numpy(self.codes.astype(np.int64)))
-        return state
-
-    def load_train_state(self, state: dict) -> None:
-        self.buffer, self.filled = state["buffer"].numpy().copy(), state["filled"].numpy().copy()
-        set_generator_state(self.icm_rng, state["icm_rng"])
-        if "books" in state:
-            self.books, self.codes = state["books"].numpy().copy(), state["codes"].numpy().astype(np.uint8)
+        return icm_encode(features, self.books, None, self.params["icm_sweeps"], self.icm_rng)
 
     # --- encoding ----------------------------------------------------------------------------------------
     def _check_trained(self) -> None:
