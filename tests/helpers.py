@@ -80,3 +80,48 @@ def shared_data_dir() -> Path:
         return Path(os.environ["HASHBENCH_SHARED"])
     from_cwd = Path.cwd().parent / "shared" / "data"
     return from_cwd if from_cwd.is_dir() else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def labelled_digits(n=48, classes=4, seed=0):
+    """A tiny labelled image set for the deep methods' contract tests: (images (n, 28, 28, 1) uint8, one-hot labels),
+    each class a bright square at its own place on noise, so a few epochs separate them."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, 28, 28, 1), dtype=np.uint8)
+    y = np.arange(n) % classes
+    for i, c in enumerate(y):
+        r, k = divmod(int(c), 2)
+        images[i, 4 + 12 * r:12 + 12 * r, 4 + 12 * k:12 + 12 * k] = 230
+    return images, np.eye(classes, dtype=np.uint8)[y]
+
+
+def check_deep_method(name, params, bits=16, seed=0):
+    """Fit `name` twice on `labelled_digits` with `params`: same history and codes (seeded), the training loss
+    falls, codes of the documented shape and dtype, and a fresh model loaded from `state_dict` encodes the same.
+    Returns the fitted method."""
+    from hashbench.methods import DatasetInfo, TrainSet, get_method
+
+    info = DatasetInfo("mnist5k", (28, 28, 1), 4, frozenset({"image"}))
+    images, labels = labelled_digits()
+    runs = []
+    for _ in range(2):
+        method = get_method(name)(bits, seed, params, info)
+        method.runtime.progress = False
+        history = method.fit(TrainSet(images, labels=labels))
+        runs.append((history, method.encode(images, role="query"), method.encode(images)))
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][1:], runs[1][1:]))
+    history, query, database = runs[0]
+    assert history[-1]["loss"] < history[0]["loss"]
+    if method.quantized:
+        books = method.codebooks()
+        assert query.dtype == np.float32 and query.shape[0] == len(images)
+        assert database.dtype == np.uint8 and database.shape == (len(images), books.shape[0])
+        assert books.shape[2] == query.shape[1] and books.shape[0] * (books.shape[1].bit_length() - 1) == bits
+    else:
+        assert query.dtype == np.int8 and query.shape == (len(images), bits) and set(np.unique(query)) <= {-1, 1}
+        assert np.array_equal(query, database)
+    fresh = get_method(name)(bits, seed + 1, params, info)
+    fresh.load_state_dict({k: v.clone() for k, v in method.state_dict().items()})
+    assert np.array_equal(fresh.encode(images), database)
+    assert np.array_equal(fresh.encode(images, role="query"), query)
+    return method

@@ -1,9 +1,12 @@
 import math
 
 import numpy as np
+import pytest
 import torch
+from helpers import check_deep_method
 
 from hashbench.losses.csq import CSQLoss, hash_centers, item_centers
+from hashbench.methods import DatasetInfo, get_method
 
 
 def test_hadamard_centers_when_they_fit():
@@ -37,3 +40,16 @@ def test_hand_computed_loss():
     h = torch.tensor([[0.5, -0.5, 0.5, -0.5]])  # target (1, -1, 1, -1): BCE(0.75 -> 1) = -log 0.75 everywhere
     expected = -math.log(0.75) + 0.1 * 0.25
     assert math.isclose(CSQLoss(0.1)(h, t[1:]).item(), expected, rel_tol=1e-6)
+
+
+@pytest.mark.slow
+def test_method_fits_is_seeded_and_round_trips():
+    method = check_deep_method("csq", {"epochs": 4, "batch_size": 16})
+    assert torch.equal(method.targets.centers, hash_centers(4, 16))  # Hadamard rows: 16 bits, 4 classes
+
+
+def test_targets_are_the_items_centers():
+    info = DatasetInfo("mnist5k", (28, 28, 1), 4, frozenset({"image"}))
+    method = get_method("csq")(8, 0, None, info)
+    labels = torch.eye(4)[[2, 0]]
+    assert torch.equal(method.targets(labels), hash_centers(4, 8)[[2, 0]])

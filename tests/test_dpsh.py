@@ -1,8 +1,11 @@
 import math
 
+import pytest
 import torch
+from helpers import check_deep_method
 
 from hashbench.losses.dpsh import DPSHLoss
+from hashbench.methods import DatasetInfo, get_method
 
 
 def test_hand_computed_likelihood_and_quantization():
@@ -22,3 +25,15 @@ def test_sign_of_zero_is_zero_and_large_theta_is_stable():
     assert math.isclose(loss.item(), 399.0 ** 2, rel_tol=1e-6)
     loss.backward()
     assert torch.isfinite(u.grad).all()
+
+
+@pytest.mark.slow
+def test_method_fits_is_seeded_and_round_trips():
+    method = check_deep_method("dpsh", {"epochs": 4, "batch_size": 16, "lr": 0.05})
+    assert method.bank.shape == (48, 16) and method.filled.all()  # every training output is in the bank
+
+
+def test_defaults_are_the_official_settings_where_they_fit():
+    method = get_method("dpsh")(32, 0, None, DatasetInfo("mnist5k", (28, 28, 1), 10, frozenset({"image"})))
+    p = method.params
+    assert (p["batch_size"], p["momentum"], p["weight_decay"], p["eta"]) == (128, 0.0, 1e-5, 10.0)

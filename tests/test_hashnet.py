@@ -1,8 +1,12 @@
 import math
 
+import numpy as np
+import pytest
 import torch
+from helpers import check_deep_method
 
 from hashbench.losses.hashnet import HashNetLoss, continuation_scale
+from hashbench.methods import DatasetInfo, TrainSet, get_method
 
 
 def _case():
@@ -38,3 +42,19 @@ def test_continuation_schedule_refreshes_every_200_passes():
     assert continuation_scale(1) == 1.0 and continuation_scale(199) == 1.0
     assert math.isclose(continuation_scale(200), math.sqrt(2.0))
     assert math.isclose(continuation_scale(450), math.sqrt(3.0))  # t = 400: (1 + 0.005 * 400)^0.5
+
+
+@pytest.mark.slow
+def test_method_fits_is_seeded_and_round_trips():
+    method = check_deep_method("hashnet", {"iterations": 24, "batch_size": 8, "continuation_step": 5})
+    assert method.alpha == 10 / 16
+    history = method.trainer.history
+    assert history[-1]["iteration"] == 24 and history[-1]["beta"] > 1.0  # the continuation has raised beta
+
+
+def test_pairs_are_between_the_two_loaders_batches():
+    info = DatasetInfo("mnist5k", (28, 28, 1), 10, frozenset({"image"}))
+    method = get_method("hashnet")(32, 0, {"positive_weight": 5.0}, info)
+    assert method.pairs.positive_weight == 5.0 and method.alpha == 10 / 32
+    plan = method.plan(TrainSet(np.zeros((40, 28, 28, 1), np.uint8), labels=np.eye(10, dtype=np.uint8)[np.arange(40) % 10]))
+    assert list(plan.streams) == ["first", "second"] and plan.iterations == 1500

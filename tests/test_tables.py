@@ -202,7 +202,7 @@ def test_pending_rows_are_shown_as_pending():
     collected = table_runs.collect(exps, {}, {g.id: (g.metric, g.direction) for g in table.groups}.__getitem__)
     records = table_report.cells(table, collected)
     status = {r["row"]: r["status"] for r in records if r["group"] == "voc07"}
-    assert status["dsh"] == "pending: method dsh is not in hashbench yet"
+    assert status["dsh"] == "missing"  # a registered baseline with its preset: runnable, not run yet
     assert status["hyp2"].startswith("pending: preset hyp2-voc2007 needs hyp2.backbone")
     assert status["olah"] == "reported only"
 

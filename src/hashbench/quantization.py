@@ -16,6 +16,15 @@ import scipy.sparse as sp
 from .errors import HashbenchError
 
 
+def check_codebook_bits(method: str, bits, codewords: int = 256) -> int:
+    """bits = books x log2(codewords): returns the number of books, or stops with one line."""
+    per_book = int(codewords).bit_length() - 1
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < per_book or bits % per_book or bits > 1024:
+        raise HashbenchError(f"bits: {bits!r} is not allowed for {method} with {codewords} codewords per book; use a "
+                             f"multiple of {per_book} up to 1024 (bits = books x log2(codewords))")
+    return bits // per_book
+
+
 def subspace_blocks(dim: int, m: int) -> list[np.ndarray]:
     """M contiguous blocks of dimensions (sizes differ by at most one when M does not divide D).
 

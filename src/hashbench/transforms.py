@@ -22,7 +22,14 @@ for networks trained from scratch):
   official offsets (0, 0), (28, 28), (28, 0), (0, 28), (14, 14), each also flipped, stacked (10, C, S, S): the method
   averages its features over them;
 - HyP² (JerryXu0129/HyP2-Loss): train Resize((S, S)), flip; test Resize((S, S)); S = 224, 448 for Inception-v3;
-- GPQ (youngkyunJang/GPQ): train normalise, pad 4 pixels with zeros, random S crop, flip; test normalise.
+- GPQ (youngkyunJang/GPQ): train normalise, pad 4 pixels with zeros, random S crop, flip; test normalise;
+- DPSH (jiangqy/DPSH-pytorch): Resize(256) of the shorter side, CenterCrop(224) for training and test alike (no
+  augmentation);
+- HashNet (thuml/HashNet pytorch/src/pre_process.py) and CSQ (the same file, resize 255): train Resize((256, 256)),
+  RandomResizedCrop(224), flip; test Resize((256, 256)), the centre crop of 224 (test.py's single view);
+- DSH (lhmRyan/deep-supervised-hashing-DSH, Caffe `mirror: true` on CIFAR-10 at its own size): train Resize((S, S)),
+  flip; test Resize((S, S)) (HyP²'s recipe);
+- DQN (thulab/DeepHash, the AlexNet layers WSDHQ inherits): WSDHQ's 227 crops of 256 with flips, 10 test crops.
 
 The 256 of the crop recipes scales with S (256/224, 256/227). Random draws use torch's global generator, which the
 loaders seed per item (``hashbench.training.loaders``), so a run is the same for any number of workers.
@@ -124,8 +131,23 @@ def _gpq(hw, train):
     return [v2.Resize(hw)], ([v2.RandomCrop(hw, padding=4), v2.RandomHorizontalFlip()] if train else [])
 
 
+def _dpsh(hw, train):
+    return [v2.Resize(_scaled(hw, 256 / 224)[0]), v2.CenterCrop(hw)], []
+
+
+def _resized_crop(ratio):
+    """HashNet's / CSQ's pre_process: square resize by `ratio`, random resized crops and flips; test centre crop."""
+    def recipe(hw, train):
+        big = _scaled(hw, ratio)
+        if train:
+            return [v2.Resize(big), v2.RandomResizedCrop(hw), v2.RandomHorizontalFlip()], []
+        return [v2.Resize(big), v2.CenterCrop(hw)], []
+    return recipe
+
+
 # method -> its official code's transforms: (geometry on uint8 pixels, operations on normalised values)
-PAPER = {"djsrh": _djsrh, "dnnh": _dnnh, "wsdhq": _wsdhq, "hyp2": _hyp2, "gpq": _gpq}
+PAPER = {"djsrh": _djsrh, "dnnh": _dnnh, "wsdhq": _wsdhq, "hyp2": _hyp2, "gpq": _gpq, "dpsh": _dpsh,
+         "hashnet": _resized_crop(256 / 224), "csq": _resized_crop(255 / 224), "dsh": _hyp2, "dqn": _wsdhq}
 
 
 def build(recipe: str, augment: str, spec: InputSpec, image_shape: tuple, train: bool, shift: int = 0,

@@ -24,7 +24,7 @@ import torch
 from .. import inputs
 from ..config import Param, validate
 from ..errors import HashbenchError
-from ..training import Runtime, StoredRows, Trainer, map_batches
+from ..training import Field, Optim, Plan, Runtime, Shuffled, StoredRows, Stream, Trainer, map_batches
 from ..training.runtime import place
 from ..transforms import build, describe, resolve
 
@@ -272,7 +272,22 @@ class DeepMethod(Method):
 
 class LabelHashing(DeepMethod):
     """One image network `net` trained by `loss_fn(outputs, multi-hot labels)`, codes = sign of its outputs (DNNH,
-    HyP²)."""
+    HyP², DPSH, DSH, CSQ, HashNet). By default: shuffled batches of `batch_size` labelled images for `epochs`
+    epochs, and SGD over `net` with the lr multiplied by `lr_gamma` every `lr_step_epochs` epochs."""
+
+    def modules(self):
+        return {"net": self.net}
+
+    def plan(self, train: TrainSet):
+        fields = {"image": Field(train.images, self.image_transforms[0]), "label": Field(train.labels)}
+        return Plan({"train": Stream(fields, Shuffled(len(train), self.params["batch_size"], merge_lone=True))},
+                    epochs=self.params["epochs"])
+
+    def optimizers(self):
+        p = self.params
+        optimizer = torch.optim.SGD(self.net.parameters(), lr=p["lr"], momentum=p["momentum"],
+                                    weight_decay=p["weight_decay"])
+        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]
 
     def training_step(self, batch, ctx):
         with ctx.autocast():

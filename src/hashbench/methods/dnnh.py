@@ -21,13 +21,12 @@ Deviations from the reference, all deliberate:
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..config import Param
 from ..losses.triplet import TripletRankingLoss, margin_for_bits
 from ..networks import Backbone
-from ..training import ClassBalanced, Field, Optim, Plan, Stream, backbone_params, sgd_params
+from ..training import ClassBalanced, Field, Plan, Stream, backbone_params, sgd_params
 from .base import LabelHashing, TrainSet
 
 
@@ -61,12 +60,3 @@ class DNNH(LabelHashing):
         fields = {"image": Field(train.images, self.image_transforms[0]), "label": Field(train.labels)}
         batches = ClassBalanced(train.labels, p["classes_per_batch"], p["images_per_class"])
         return Plan({"train": Stream(fields, batches)}, epochs=p["epochs"])
-
-    def modules(self):
-        return {"net": self.net}
-
-    def optimizers(self):
-        p = self.params
-        optimizer = torch.optim.SGD(self.net.parameters(), lr=p["lr"], momentum=p["momentum"],
-                                    weight_decay=p["weight_decay"])
-        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]

@@ -36,7 +36,7 @@ from ..config import Param
 from ..errors import HashbenchError
 from ..losses.hyp2 import HyP2Loss, zeta_for
 from ..networks import Backbone
-from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params, sgd_params
+from ..training import Optim, backbone_params, sgd_params
 from .base import LabelHashing, TrainSet
 
 
@@ -68,11 +68,6 @@ class HyP2(LabelHashing):
     def setup(self, train: TrainSet, ctx) -> None:
         if train.labels is None or train.labels.shape[1] != self.info.n_classes:
             raise HashbenchError(f"hyp2: training labels must be multi-hot with {self.info.n_classes} classes")
-
-    def plan(self, train: TrainSet) -> Plan:
-        fields = {"image": Field(train.images, self.image_transforms[0]), "label": Field(train.labels)}
-        return Plan({"train": Stream(fields, Shuffled(len(train), self.params["batch_size"], merge_lone=True))},
-                    epochs=self.params["epochs"])
 
     def modules(self):
         return {"net": self.net, "loss": self.loss_fn}

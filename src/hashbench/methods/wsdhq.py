@@ -51,15 +51,15 @@ from ..errors import HashbenchError
 from ..losses.adaptive_margin import AdaptiveCosineMarginLoss
 from ..losses.cosine_quantization import CosineQuantizationLoss
 from ..networks import Backbone
-from ..quantization import icm_encode, kmeans_init, reconstruct, update_codebooks
+from ..quantization import check_codebook_bits, icm_encode, kmeans_init, update_codebooks
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
-from ..training.checkpoint import generator_state, set_generator_state
 from .base import DeepMethod, TrainSet, check_role
+from .buffered import BufferedCodebooks
 
 CODEWORDS = 256
 
 
-class WSDHQ(DeepMethod):
+class WSDHQ(BufferedCodebooks, DeepMethod):
     name = "wsdhq"
     needs = frozenset({"tags"})
     quantized = True
@@ -82,9 +82,7 @@ class WSDHQ(DeepMethod):
 
     @classmethod
     def check_bits(cls, bits: int) -> None:
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 8 or bits % 8 or bits > 1024:
-            raise HashbenchError(f"bits: {bits!r} is not allowed for wsdhq; use a multiple of 8 (8 x the number of "
-                                 f"codebooks of 256 codewords): 8, 16, 24, 32, ... up to 1024")
+        check_codebook_bits(cls.name, bits)
 
     def __init__(self, bits, seed, params, info):
         super().__init__(bits, seed, params, info)
@@ -134,10 +132,7 @@ class WSDHQ(DeepMethod):
         self._build_head(dim)
         self.e_t = torch.from_numpy(emb).to(ctx.device)
         self.metric = self._metric()
-        self.buffer = np.zeros((n, dim), np.float32)  # training-forward features, stale by up to a refresh period
-        self.filled = np.zeros(n, bool)
-        self.codes, self.books = None, None
-        self.icm_rng = np.random.default_rng([self.seed, 1])
+        self._start_buffer(n, dim)  # training-forward features, stale by up to a refresh period
 
     def plan(self, train: TrainSet) -> Plan:
         fields = {"image": Field(train.images, self.image_transforms[0]), "target": Field(self.targets)}
@@ -162,38 +157,12 @@ class WSDHQ(DeepMethod):
             r = self._forward(batch["image"])
         r = r.float()
         l_emb = self.margin_loss(r, batch["target"], self.e_t)
-        if self.books is not None and self.params["lambda_q"] > 0:
-            recon = torch.from_numpy(reconstruct(self.books, self.codes[idx])).to(r.device)
+        recon = self._remember(idx, r)
+        if recon is not None and self.params["lambda_q"] > 0:
             l_q = self.quant_loss(r, recon, self.e_t)
         else:  # lambda is 0 until the codebooks exist
             l_q = r.new_zeros(())
-        self.buffer[idx] = r.detach().cpu().numpy()
-        self.filled[idx] = True
         return l_emb + self.params["lambda_q"] * l_q, {"margin": l_emb, "quant": l_q}
-
-    def on_epoch_end(self, epoch, ctx) -> dict:
-        refreshed = (epoch + 1) % self.params["update_every_epochs"] == 0
-        if refreshed:
-            self.buffer = ctx.merge_rows(self.buffer, self.filled)
-            self.codes = self._refresh_codebooks(self.buffer)
-        return {"codebook_refresh": refreshed}
-
-    def on_train_end(self, ctx) -> None:
-        if self.books is None:  # fewer epochs than one refresh period: initialise from the last buffer
-            self._refresh_codebooks(ctx.merge_rows(self.buffer, self.filled))
-
-    def train_state(self) -> dict:
-        state = {"buffer": torch.from_numpy(self.buffer.copy()), "filled": torch.from_numpy(self.filled.copy()),
-                 "icm_rng": generator_state(self.icm_rng)}
-        if self.books is not None:
-            state.update(books=torch.from_numpy(self.books.copy()), codes=torch.from_numpy(self.codes.astype(np.int64)))
-        return state
-
-    def load_train_state(self, state: dict) -> None:
-        self.buffer, self.filled = state["buffer"].numpy().copy(), state["filled"].numpy().copy()
-        set_generator_state(self.icm_rng, state["icm_rng"])
-        if "books" in state:
-            self.books, self.codes = state["books"].numpy().copy(), state["codes"].numpy().astype(np.uint8)
 
     def _refresh_codebooks(self, buffer: np.ndarray) -> np.ndarray:
         """k-means initialisation on first use, then ICM codes of the buffered features and the least-squares
