@@ -47,12 +47,9 @@ _MISSING_HINT = "run `dvc repro download`"
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
-def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+def file_md5(path: str | Path) -> str:
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()
 
 
 def _tmp_name(path: Path) -> Path:
