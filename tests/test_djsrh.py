@@ -216,3 +216,19 @@ def test_param_and_input_errors():
     with pytest.raises(HashbenchError, match="modality: 'audio'"):
         m.encode(np.zeros((2, 6), np.float32), modality="audio")
 
+
+def test_image_trainable_classifier_trains_only_the_hash_layer_and_fc6_fc7():
+    """DJSRH's Wiki optimiser: SGD on the hash layer and AlexNet's classifier; the conv layers keep their weights."""
+    info = DatasetInfo("wikipedia", (32, 32, 3), 10, frozenset({"image", "text"}), text_dim=6)
+    params = {"backbone": "alexnet", "pretrained": False, "image_trainable": "classifier"}
+    method = get_method("djsrh")(16, 0, params, info)
+    (image_opt, _text_opt) = method.optimizers()
+    trained = {id(q) for group in image_opt.optimizer.param_groups for q in group["params"]}
+    net = method.image_net
+    expected = [*net.hash_layer.parameters(), *net.backbone.net.classifier.parameters()]
+    assert trained == {id(q) for q in expected}
+    assert not any(q.requires_grad for q in net.backbone.net.features.parameters())
+    every = get_method("djsrh")(16, 0, {**params, "image_trainable": "all"}, info).optimizers()[0]
+    assert sum(len(g["params"]) for g in every.optimizer.param_groups) == len(list(net.parameters()))
+    with pytest.raises(HashbenchError, match="image_trainable: 'classifier' is not allowed .* backbone smallcnn"):
+        get_method("djsrh")(16, 0, {"image_trainable": "classifier"}, TAGS_INFO)

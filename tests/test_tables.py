@@ -104,7 +104,11 @@ def test_presets_are_valid_configs(name):
     reason = experiment.check(params, tables.PENDING_METHODS, tables.PENDING_DATASETS)
     assert reason is None or ("dataset" in preset.blocking and reason == f"dataset {preset.dataset}")
     assert all(preset.sources[k] for k in (*preset.params, *preset.pending))
+    assert all(preset.reasons[k] for k in preset.pending) and not preset.blocking
     assert not set(preset.params) & set(preset.pending)
+    assert preset.params["device"] == "cuda" and preset.params[f"{preset.method}.augment"] in ("paper", "paper_test")
+    schema = REGISTRY[preset.method].schema  # nothing pending that the method can express by now
+    assert not [k for k in preset.pending if k.split(".", 1)[1] in schema]
 
 
 def test_presets_fix_the_known_gaps():
@@ -112,14 +116,26 @@ def test_presets_fix_the_known_gaps():
     assert presets.load("gpq-cifar10").pending["gpq.weights"].endswith("ImageNet_pretrained.mat")
     wsdhq = presets.load("wsdhq-nuswide")
     assert wsdhq.params["wsdhq.lr"] == 0.0003 and wsdhq.params["wsdhq.lr_step"] == 300
-    assert wsdhq.pending["wsdhq.iterations"] == 1500 and wsdhq.params["tags.source"] == "official"
+    assert wsdhq.params["wsdhq.iterations"] == 1500 and wsdhq.params["tags.source"] == "official"
+    assert presets.load("wsdhq-mirflickr25k").params["wsdhq.iterations"] == 800
     assert presets.load("wsdhq-mirflickr25k").params["mirflickr25k.split"] == {"protocol": "lists", "format": "wsdhq"}
     betas = {d: presets.load(f"djsrh-{d}").params["djsrh.beta"] for d in ("wikipedia", "mirflickr25k-dcmh",
                                                                             "nuswide-tc10")}
     assert betas == {"wikipedia": 0.3, "mirflickr25k-dcmh": 0.9, "nuswide-tc10": 0.6}
     assert presets.load("djsrh-nuswide-tc10").params["djsrh.feature_source"] == "backbone"
-    assert presets.load("djsrh-wikipedia").pending["djsrh.image_trainable"] == "classifier"
+    wiki = presets.load("djsrh-wikipedia").params
+    assert wiki["djsrh.image_trainable"] == "classifier" and wiki["djsrh.augment"] == "paper_test"
     assert presets.load("hyp2-mirflickr25k").params["mirflickr25k.subset"] == "labelled"
+    for name in ("hyp2-voc2007", "hyp2-voc2012"):
+        params = presets.load(name).params
+        assert (params["hyp2.backbone"], params["hyp2.input_size"], params["hyp2.lr"]) == ("inception_v3", 448, 0.02)
+
+
+def test_hyp2_presets_carry_each_datasets_retrieval_depth():
+    """HyP²'s R per dataset (H:config.py): MIRFlickr 1,000, NUS-WIDE 5,000, VOC2007 5,011, VOC2012 5,717."""
+    depth = {d: presets.load(f"hyp2-{d}").params["evaluate.topk"] for d in ("mirflickr25k", "nuswide", "voc2007",
+                                                                              "voc2012")}
+    assert depth == {"mirflickr25k": 1000, "nuswide": 5000, "voc2007": 5011, "voc2012": 5717}
 
 
 def test_loader_refuses_bad_specs(tmp_path):
@@ -145,6 +161,11 @@ def test_preset_loader_requires_a_source_per_value(tmp_path):
     (tmp_path / "dnnh-cub200.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(HashbenchError, match="dnnh.lr has no source"):
         presets.load("dnnh-cub200", tmp_path)
+    data = yaml.safe_load((PRESETS / "dnnh-cub200.yaml").read_text())
+    del data["reasons"]["dnnh.normalize"]
+    (tmp_path / "dnnh-cub200.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(HashbenchError, match="pending dnnh.normalize has no reason"):
+        presets.load("dnnh-cub200", tmp_path)
 
 
 def test_dvc_args_are_yaml_scalars():
@@ -168,6 +189,21 @@ def test_embedded_defaults_on_a_real_dataset_warn_with_the_preset():
     assert "differ" not in presets.advice(applied, EMBEDDED)  # only the pending keys are named
     tweaked = experiment.apply(applied, {"dnnh.epochs": 10})
     assert "1 value(s) differ from the preset (dnnh.epochs)" in presets.advice(tweaked, EMBEDDED)
+
+
+def test_train_stage_prints_the_warning_once_before_anything_else(tmp_path):
+    """The train stage itself: one warning line naming the preset, before it opens the data (absent here, so the
+    run stops right after with its one error line)."""
+    from test_pipeline import copy_project, run
+
+    copy_project(tmp_path)
+    params = experiment.apply(PARAMS, {"method": "dnnh", "dataset": "cub200"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run("python stages/train.py", tmp_path, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 2 and lines[1].startswith("error: "), proc.stderr
+    assert lines[0] == ("warning: dnnh on cub200 runs the embedded defaults (backbone smallcnn, epochs 40, lr 0.01); "
+                        "use preset dnnh-cub200: hashbench preset run dnnh-cub200")
 
 
 def _run(name, overrides, value, state="success"):
@@ -196,15 +232,29 @@ def test_show_renders_ours_beside_the_paper_and_never_fills_missing_cells():
     assert measured[2]["diff"] == pytest.approx(0.62 - 0.6384)  # the difference, where both numbers exist
 
 
-def test_pending_rows_are_shown_as_pending():
+def _blocked_presets(tmp_path):
+    """A copy of presets/ whose hyp2-voc2007 waits for a (pretend) blocking key."""
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    for path in PRESETS.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if path.stem == "hyp2-voc2007":
+            data.update(pending={"hyp2.weights": "x.mat"}, blocking=["hyp2.weights"], reasons={"hyp2.weights": "test"})
+            data["sources"]["hyp2.weights"] = "test"
+        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True))
+    return folder
+
+
+def test_pending_rows_are_shown_as_pending(tmp_path):
     table = tables.load("hyp2-voc")
-    exps = tables.experiments(table, embedded=False)
-    collected = table_runs.collect(exps, {}, {g.id: (g.metric, g.direction) for g in table.groups}.__getitem__)
-    records = table_report.cells(table, collected)
-    status = {r["row"]: r["status"] for r in records if r["group"] == "voc07"}
-    assert status["dsh"] == "missing"  # a registered baseline with its preset: runnable, not run yet
-    assert status["hyp2"].startswith("pending: preset hyp2-voc2007 needs hyp2.backbone")
-    assert status["olah"] == "reported only"
+    metric = {g.id: (g.metric, g.direction) for g in table.groups}.__getitem__
+    for folder, hyp2 in ((PRESETS, "missing"), (_blocked_presets(tmp_path), "pending: preset hyp2-voc2007 needs "
+                                                                               "hyp2.weights")):
+        collected = table_runs.collect(tables.experiments(table, embedded=False, folder=folder), {}, metric)
+        status = {r["row"]: r["status"] for r in table_report.cells(table, collected) if r["group"] == "voc07"}
+        assert status["dsh"] == "missing"  # a registered baseline with its preset: runnable, not run yet
+        assert status["hyp2"].startswith(hyp2)
+        assert status["olah"] == "reported only"
 
 
 def test_parse_show_reads_names_states_params_and_metrics():
@@ -225,16 +275,26 @@ def test_preset_run_writes_every_value_and_a_later_value_wins(capsys):
     assert main(["preset", "run", "dnnh-cub200", "--dry-run", "-S", "dnnh.epochs=10"]) == 0
     cmd = capsys.readouterr().out.split()
     assert cmd[:3] == ["dvc", "exp", "run"] and "preset=dnnh-cub200" in cmd and "dnnh.lr=0.001" in cmd
-    assert "dnnh.epochs=10" in cmd and "dnnh.epochs=4001" not in cmd
+    assert "dnnh.epochs=10" in cmd and "dnnh.epochs=4001" not in cmd and "device=cuda" in cmd
+    assert main(["preset", "run", "hyp2-voc2007", "--dry-run"]) == 0  # Inception-v3 at 448 exists now
+    assert "hyp2.backbone=inception_v3" in capsys.readouterr().out.split()
+
+
+def test_preset_run_refuses_a_blocked_preset(tmp_path, monkeypatch, capsys):
+    from hashbench.cli import main
+
+    _blocked_presets(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert main(["preset", "run", "hyp2-voc2007", "--dry-run"]) == 2
-    assert "needs hyp2.backbone" in capsys.readouterr().err
+    assert "needs hyp2.weights, which hashbench lacks yet" in capsys.readouterr().err
 
 
 def test_paper_protocol_takes_the_datasets_depth_from_its_preset():
     from hashbench.protocol import paper
 
-    hyp2 = {"topk": 5000, "zero": "count"}
-    assert paper(hyp2, presets.load("hyp2-mirflickr25k").params) == {"topk": 1000, "zero": "count"}
-    assert paper(hyp2, presets.load("hyp2-voc2012").params)["topk"] == 5717
-    assert paper(hyp2, None) == hyp2
+    hyp2 = REGISTRY["hyp2"].preset  # what the evaluate stage passes: the class's, then the dataset's preset
+    assert paper(hyp2, presets.find("hyp2", "mirflickr25k").params) == {"topk": 1000, "zero": "count"}
+    depth = {d: paper(hyp2, presets.find("hyp2", d).params)["topk"] for d in ("nuswide", "voc2007", "voc2012")}
+    assert depth == {"nuswide": 5000, "voc2007": 5011, "voc2012": 5717}
+    assert presets.find("hyp2", "mnist5k-tags") is None and paper(hyp2, None) == hyp2  # embedded: the class's
     assert paper({"topk": "all", "zero": "count"}, presets.load("dnnh-cub200").params)["topk"] == "all"

@@ -249,6 +249,18 @@ def test_shift_on_digits_and_auto():
         transforms.build("lsh", "paper", spec, (56, 56, 1), True)
 
 
+def test_paper_test_trains_on_the_official_test_view():
+    """DJSRH's Wiki recipe: Resize 256 + CenterCrop 224 for training too; refused where the test view is 10 crops."""
+    spec = Backbone("alexnet", (256, 256, 3), pretrained=False).spec
+    train = transforms.build("djsrh", "paper_test", spec, (256, 256, 3), train=True)
+    test = transforms.build("djsrh", "paper", spec, (256, 256, 3), train=False)
+    assert transforms.describe(train) == transforms.describe(test)
+    assert transforms.resolve("paper_test", "wikipedia") == "paper_test"
+    with pytest.raises(HashbenchError, match="augment: 'paper_test' is not allowed for wsdhq"):
+        transforms.build("wsdhq", "paper_test", Backbone("alexnet", (256, 256, 3), pretrained=False,
+                                                         input_size=227).spec, (256, 256, 3), True)
+
+
 @pytest.mark.parametrize("name", ["dnnh", "hyp2", "gpq", "wsdhq", "djsrh"])
 def test_mixed_precision_path(name):
     """The CUDA default (networks under autocast, losses in float32) exercised on the CPU with bfloat16: finite

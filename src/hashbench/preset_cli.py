@@ -44,10 +44,10 @@ def show_preset(args) -> None:
         shown = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
         print(f"  {key:{width}} = {shown:14} {p.sources[key]}")
     if p.pending:
-        print("pending (keys proposed for the shared trainer; not applied):")
+        print("pending (official settings hashbench cannot express yet; not applied):")
         for key, value in p.pending.items():
             block = "  [blocking]" if key in p.blocking else ""
-            print(f"  {key:{width}} = {value!s:14} {p.sources[key]}{block}")
+            print(f"  {key:{width}} = {value!s:14} {p.sources[key]}{block}\n  {'':{width}}   why: {p.reasons[key]}")
     if "dataset" in p.blocking:
         print(f"blocked: dataset {p.dataset} is not in hashbench yet")
     if p.notes:

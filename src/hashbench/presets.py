@@ -1,7 +1,8 @@
 """Paper presets: presets/<method>-<dataset>.yaml, the official settings of a method on a dataset its paper used,
 each value with its source (see presets/README.md). A preset is data: `params` are `-S` overrides applied as
-written; `pending` are official settings whose keys the pipeline lacks yet (never applied); `blocking` names the
-pending keys (or `dataset`) without which a real run would measure something else."""
+written; `pending` are official settings hashbench cannot express yet (never applied), each with its reason in
+`reasons`; `blocking` names the pending keys (or `dataset`) without which a real run would measure something
+else."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from .config import read_mapping
 from .errors import HashbenchError
 
 FOLDER = Path("presets")
-FIELDS = ("method", "dataset", "paper", "params", "pending", "blocking", "sources", "notes")
+FIELDS = ("method", "dataset", "paper", "params", "pending", "blocking", "sources", "reasons", "notes")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Preset:
     pending: dict[str, Any] = field(default_factory=dict)
     blocking: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # pending key -> why hashbench cannot apply it yet
     notes: str = ""
 
     def overrides(self) -> dict[str, Any]:
@@ -54,9 +56,16 @@ def load(name: str, folder: Path = FOLDER) -> Preset:
                              f"{data['method']} on {data['dataset']}")
     params, pending = data.get("params") or {}, data.get("pending") or {}
     sources, blocking = data.get("sources") or {}, tuple(data.get("blocking") or ())
+    reasons = data.get("reasons") or {}
     for key in (*params, *pending):
         if not sources.get(key):
             raise HashbenchError(f"{path}: {key} has no source; add it under `sources`")
+    for key in pending:
+        if not isinstance(reasons.get(key), str) or not reasons[key].strip():
+            raise HashbenchError(f"{path}: pending {key} has no reason; say under `reasons` why it cannot be applied")
+    extra = sorted(set(reasons) - set(pending))
+    if extra:
+        raise HashbenchError(f"{path}: reasons.{extra[0]} is not a pending key; allowed: {', '.join(pending) or 'none'}")
     for key in blocking:
         if key != "dataset" and key not in pending:
             raise HashbenchError(f"{path}: blocking {key!r} is neither `dataset` nor a pending key")
@@ -64,7 +73,7 @@ def load(name: str, folder: Path = FOLDER) -> Preset:
         if key in params:
             raise HashbenchError(f"{path}: params.{key} is set by the run, not the preset")
     return Preset(name, data["method"], data["dataset"], data["paper"], dict(params), dict(pending), blocking,
-                  dict(sources), str(data.get("notes") or "").strip())
+                  dict(sources), dict(reasons), str(data.get("notes") or "").strip())
 
 
 def find(method: str, dataset: str, folder: Path = FOLDER) -> Preset | None:

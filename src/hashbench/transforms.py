@@ -3,7 +3,9 @@
 - ``paper``: the official code's train and test transforms (below);
 - ``shift``: random translations of up to ``augment_shift`` pixels, zero-padded after normalisation, and no flips
   (on digits a mirrored glyph is another digit); the test transform does not move the image;
-- ``none``: the test transform for training too;
+- ``paper_test``: the official test transform for training too (no random step): DJSRH's Wiki recipe, which trains
+  on Resize(256) + CenterCrop(224); refused where the test view is several crops (WSDHQ);
+- ``none``: the plain resize of ``shift`` / ``none`` for training and testing alike;
 - ``auto`` (every method's default): ``shift`` on the embedded digit sets, ``paper`` on every other set.
 
 A pipeline starts from the stored image: a uint8 array row (C, H, W), or an image file decoded at its original
@@ -44,7 +46,7 @@ from torchvision.transforms.v2 import functional as TF
 from .errors import HashbenchError
 from .networks import InputSpec
 
-AUGMENTS = ("auto", "paper", "shift", "none")
+AUGMENTS = ("auto", "paper", "paper_test", "shift", "none")
 DIGIT_SETS = frozenset({"mnist5k", "mnist5k-tags"})  # datasets whose images are digits: flips make other glyphs
 
 
@@ -152,15 +154,18 @@ PAPER = {"djsrh": _djsrh, "dnnh": _dnnh, "wsdhq": _wsdhq, "hyp2": _hyp2, "gpq": 
 
 def build(recipe: str, augment: str, spec: InputSpec, image_shape: tuple, train: bool, shift: int = 0,
           pool_first: bool = True) -> v2.Compose:
-    """The transform of `recipe` (a method name) for `augment` (resolved: paper, shift or none), for a network that
-    takes `spec`, on images stored at `image_shape` (H, W, C). `pool_first`: with ``shift`` the translation is in
-    pooled pixels (WSDHQ, HyP²), else in stored pixels before the pooling (DJSRH)."""
+    """The transform of `recipe` (a method name) for `augment` (resolved: paper, paper_test, shift or none), for a
+    network that takes `spec`, on images stored at `image_shape` (H, W, C). `pool_first`: with ``shift`` the
+    translation is in pooled pixels (WSDHQ, HyP²), else in stored pixels before the pooling (DJSRH)."""
     hw = (spec.size, spec.size) if spec.size else tuple(image_shape[:2])
     pool = [AvgPool(spec.pool)] if spec.pool > 1 else []
-    if augment == "paper":
+    if augment in ("paper", "paper_test"):
         if recipe not in PAPER:
-            raise HashbenchError(f"augment: 'paper' is not allowed for {recipe}; use shift or none")
-        geometry, post = PAPER[recipe](hw, train)
+            raise HashbenchError(f"augment: {augment!r} is not allowed for {recipe}; use shift or none")
+        geometry, post = PAPER[recipe](hw, train and augment == "paper")
+        if augment == "paper_test" and any(isinstance(t, TenCrop) for t in geometry):
+            raise HashbenchError(f"augment: 'paper_test' is not allowed for {recipe}: its test view is several "
+                                 f"crops; use paper, shift or none")
         post = post + pool
     else:
         geometry, post = [v2.Resize(hw)], pool

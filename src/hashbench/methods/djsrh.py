@@ -55,6 +55,10 @@ Deviations from the official code, all deliberate:
   centre crop 224 for encoding (``paper``) on real sets; on the embedded digit sets a random shift of up to
   ``augment_shift`` pixels (digits must not be flipped) before smallcnn's input pooling, and the whole image for
   encoding. F_I from pixels uses the un-augmented image.
+- Trainable image layers (``image_trainable``): ``all`` (default; the official MIRFlickr / NUS-WIDE setting) or
+  ``classifier``, the official Wiki setting (its SGD holds the hash layer and AlexNet's classifier fc6-fc7 only, so
+  the conv layers keep their ImageNet weights); here the conv layers are frozen (no gradient computed), which
+  trains the same parameters the same way. Only backbones with a classifier block (alexnet, vgg16) allow it.
 - Epochs are scaled to the embedded set (official: 80 epochs on MIRFlickr's 5,000 training pairs): 20 epochs on
   mnist5k-tags' 2,000 pairs (1,240 steps; about a minute on 2 CPU cores). Seeded shuffling and
   initialisation (the official code seeds torch with 1 and splits unseeded).
@@ -168,6 +172,7 @@ class DJSRH(DeepMethod):
         "epochs": Param(20, int, ge=1),
         "batch_size": Param(32, int, ge=2),
         **sgd_params(0.01, lr_keys=("lr_image", "lr_text")),
+        "image_trainable": Param("all", str, choices=("all", "classifier")),
         "text_hidden": Param(4096, int, ge=1),
     }
 
@@ -190,6 +195,14 @@ class DJSRH(DeepMethod):
             self.feature_net.requires_grad_(False)
         encoder = backbone if p["image_network"] == "backbone" else PixelEncoder(info.image_shape, p["image_hidden"], k)
         self.image_net = ImageCodeNet(encoder, bits)
+        if p["image_trainable"] == "classifier":
+            classifier = getattr(encoder.net, "classifier", None) if p["image_network"] == "backbone" else None
+            if not isinstance(classifier, nn.Sequential):
+                raise HashbenchError(f"{self.name}.image_trainable: 'classifier' is not allowed for image_network "
+                                     f"{p['image_network']} with backbone {p['backbone']}; use all (classifier needs "
+                                     f"backbone alexnet or vgg16)")
+            for name, param in encoder.named_parameters():  # the conv layers keep their (ImageNet) weights
+                param.requires_grad_(name.startswith("net.classifier."))
         self.text_net = TextCodeNet(info.text_dim, p["text_hidden"], bits)
         divisor = p["affinity_divisor"] if p["affinity_divisor"] is not None else p["batch_size"]
         self.affinity = JointSemanticsAffinity(p["beta"], p["eta"], p["mu"], divisor, p["affinity"])
@@ -248,8 +261,8 @@ class DJSRH(DeepMethod):
 
     def optimizers(self):
         p = self.params
-        return [Optim(torch.optim.SGD(net.parameters(), lr=p[lr], momentum=p["momentum"],
-                                      weight_decay=p["weight_decay"]))
+        return [Optim(torch.optim.SGD([q for q in net.parameters() if q.requires_grad], lr=p[lr],
+                                      momentum=p["momentum"], weight_decay=p["weight_decay"]))
                 for net, lr in ((self.image_net, "lr_image"), (self.text_net, "lr_text"))]
 
     def on_epoch_start(self, epoch, ctx) -> None:

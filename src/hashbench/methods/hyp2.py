@@ -8,7 +8,10 @@ decay 5e-4, the proxies in their own parameter group with their own lr, the lr h
 The margin zeta comes from the official code table for (bits, ceil(log2 C)) (``zeta: null``), e.g. 0 at 32 bits
 for 10 classes, 0 at 48 bits for NUS-WIDE-21, 1/3 at 12 bits for MIRFlickr-38; bit lengths the table lacks need an
 explicit ``zeta``. The paper's retrieval depth R depends on the dataset (MIRFlickr 1,000, NUS-WIDE 5,000, VOC2007
-5,011, VOC2012 5,717); the preset is mAP@5000 with zero-hit queries counted as AP 0, as the official ``test`` does.
+5,011, VOC2012 5,717, the official ``retrieve``) and zero-hit queries count AP 0, as the official ``test`` does.
+Under ``evaluate.protocol: paper`` R comes from the dataset's paper preset (presets/hyp2-<dataset>.yaml, which the
+evaluate stage reads whether or not the run names it); the class-level ``preset`` below (R = 5,000) applies only
+where no HyP² preset exists: the embedded sets and real sets the paper did not use.
 
 Deviations from the official code, all deliberate:
 - the backbone is a param: ``alexnet`` (ImageNet fc7, the paper's AlexNet rows), ``inception_v3`` (the official

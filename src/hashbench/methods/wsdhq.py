@@ -31,7 +31,11 @@ official tag script is not public):
   default 2 moves up to 4 original pixels; DJSRH shifts before pooling), no flips (mirrored digits are different
   glyphs) and one test view;
 - schedule scaled to the embedded set: `epochs` (even, so the last codebook refresh comes at the end of training)
-  and an lr step in iterations of the same share of training as the official 300 of 800 iterations;
+  and an lr step in iterations of the same share of training as the official 300 of 800 iterations. The official
+  length is in steps (`max_iter` 800 on Flickr25K, 1,500 on NUS-WIDE): ``iterations`` set (the presets) trains that
+  many steps instead of `epochs`, in passes of ceil(N / batch) steps with the last pass cut, so the codebooks are
+  refreshed after every `update_every_epochs` full passes as the official ``train_iter % (2 x batches) == 0``
+  (there one step later: after step 2 x batches + 1) and not after the cut pass; `epochs` is then not used;
 - `lr` default 1e-3 rather than 3e-4: the backbone here trains from scratch for far fewer iterations; chosen on a
   held-out slice of the training split (300 train images as queries against the train set, their tags withheld;
   mAP@5000 0.723 vs 0.683 at seed 0), never on query mAP (set 0.0003 for the official value);
@@ -67,6 +71,7 @@ class WSDHQ(BufferedCodebooks, DeepMethod):
     schema = {
         **backbone_params(input_size=227, downsample=2, encode_batch_size=512),
         "epochs": Param(12, int, ge=1),
+        "iterations": Param(None, int, ge=1, nullable=True),  # null: `epochs` decide (official 800 / 1,500 steps)
         "batch_size": Param(256, int, ge=2),
         "lr": Param(0.001, float, gt=0),
         "lr_step": Param(36, int, ge=1),  # iterations between lr halvings (official: 300 of 800)
@@ -136,8 +141,9 @@ class WSDHQ(BufferedCodebooks, DeepMethod):
 
     def plan(self, train: TrainSet) -> Plan:
         fields = {"image": Field(train.images, self.image_transforms[0]), "target": Field(self.targets)}
-        return Plan({"train": Stream(fields, Shuffled(len(train), self.params["batch_size"]))},
-                    epochs=self.params["epochs"])
+        p = self.params
+        length = {"epochs": p["epochs"]} if p["iterations"] is None else {"iterations": p["iterations"]}
+        return Plan({"train": Stream(fields, Shuffled(len(train), p["batch_size"]))}, **length)
 
     def fingerprint(self) -> str:
         return Field(self.tag_embeddings).source.fingerprint()

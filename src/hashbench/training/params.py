@@ -10,7 +10,7 @@ from ..transforms import AUGMENTS
 def backbone_params(backbone: str = "smallcnn", input_size: int = 224, downsample: int = 1, augment_shift: int = 2,
                     encode_batch_size: int = 256) -> dict[str, Param]:
     """The image network and its input: `backbone` (ImageNet ones with `pretrained` weights, resized to
-    `input_size`), smallcnn's input pooling `downsample`, `augment` (auto | paper | shift | none, see
+    `input_size`), smallcnn's input pooling `downsample`, `augment` (auto | paper | paper_test | shift | none, see
     hashbench.transforms) with its `augment_shift` pixels, and the batch size when encoding."""
     return {
         "backbone": Param(backbone, str, choices=BACKBONES),
