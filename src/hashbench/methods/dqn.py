@@ -60,7 +60,7 @@ class DQN(BufferedCodebooks, DeepMethod):
         "lr": Param(0.002, float, gt=0),
         "momentum": Param(0.9, float, ge=0, le=1),
         "head_lr_mult": Param(10.0, float, gt=0),
-        "lr_step": Param(24, int, ge=1),  # iterations between lr halvings (official: 500 of 5,000)
+        "lr_step": Param(500, int, ge=1),  # iterations between lr halvings (official: 500 of 5,000)
         "lr_gamma": Param(0.5, float, gt=0, le=1),
         "lambda_q": Param(0.0001, float, ge=0),
         "update_every_epochs": Param(2, int, ge=1),
