@@ -32,7 +32,7 @@ from ..config import Param
 from ..errors import HashbenchError
 from ..losses.dpsh import DPSHLoss
 from ..networks import Backbone
-from ..training import backbone_params, sgd_params
+from ..training import Optim, backbone_params, sgd_params
 from .base import LabelHashing, TrainSet
 
 
@@ -44,8 +44,9 @@ class DPSH(LabelHashing):
         **backbone_params(),
         "epochs": Param(45, int, ge=1),
         "batch_size": Param(128, int, ge=2),
-        **sgd_params(0.05, momentum=0.0, weight_decay=1e-5),
-        "lr_step_epochs": Param(15, int, ge=1),
+        "optimizer": Param("rmsprop", str, choices=("sgd", "rmsprop")),  # official: sgd (see the docstring)
+        **sgd_params(1e-4, momentum=0.0, weight_decay=1e-5),
+        "lr_step_epochs": Param(50, int, ge=1),
         "lr_gamma": Param(0.1, float, gt=0, le=1),
         "eta": Param(10.0, float, ge=0),
     }
@@ -64,6 +65,12 @@ class DPSH(LabelHashing):
         self.bank = torch.zeros(len(train), self.bits, device=ctx.device)
         self.bank_labels = torch.from_numpy(np.asarray(train.labels, np.float32)).to(ctx.device)
         self.filled = np.zeros(len(train), bool)
+
+    def optimizers(self):
+        p = self.params
+        kind = torch.optim.SGD if p["optimizer"] == "sgd" else torch.optim.RMSprop
+        optimizer = kind(self.net.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+        return [Optim(optimizer, torch.optim.lr_scheduler.StepLR(optimizer, p["lr_step_epochs"], p["lr_gamma"]))]
 
     def training_step(self, batch, ctx):
         idx = batch["index"].numpy()
