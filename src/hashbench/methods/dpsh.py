@@ -12,8 +12,8 @@ Deviations from the official code, all deliberate:
 - the optimizer on the embedded sets (``optimizer``: ``sgd`` is the official one, which the cifar10 preset sets):
   RMSprop at lr 1e-4 (weight decay 1e-5, no momentum: the optimizer DeepHash-pytorch's DPSH.py uses, there at 1e-5
   on its pretrained AlexNet), 45 epochs (the official 150 x 0.3) with the official lr step of 50 epochs, so no lr
-  drop. Why: with smallcnn
-  from scratch and the official plain SGD the outputs collapse. Every gradient of the likelihood is proportional to
+  drop. Why: with smallcnn from scratch and the official plain SGD the outputs collapse. Every gradient of the
+  likelihood is proportional to
   the bank U (the outputs themselves), 90% of the pairs are dissimilar, and random small outputs score worse than
   u = 0, so the outputs shrink before the backbone has learnt class structure: without the quantization term
   (eta = 0) the loss falls to exactly log 2 with |u| of 0.005-0.05; with eta = 10 it settles at |u| of about 0.2,
