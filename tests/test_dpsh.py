@@ -37,3 +37,13 @@ def test_defaults_are_the_official_settings_where_they_fit():
     method = get_method("dpsh")(32, 0, None, DatasetInfo("mnist5k", (28, 28, 1), 10, frozenset({"image"})))
     p = method.params
     assert (p["batch_size"], p["momentum"], p["weight_decay"], p["eta"]) == (128, 0.0, 1e-5, 10.0)
+    # the from-scratch deviation: DeepHash-pytorch's RMSprop at 1e-4, the official lr step (50 epochs) kept
+    assert (p["optimizer"], p["lr"], p["lr_step_epochs"]) == ("rmsprop", 1e-4, 50)
+    assert isinstance(method.optimizers()[0].optimizer, torch.optim.RMSprop)
+
+
+def test_sgd_option_builds_the_official_optimizer():
+    info = DatasetInfo("mnist5k", (28, 28, 1), 10, frozenset({"image"}))
+    method = get_method("dpsh")(32, 0, {"optimizer": "sgd", "lr": 0.05}, info)
+    optimizer = method.optimizers()[0].optimizer
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["lr"] == 0.05
