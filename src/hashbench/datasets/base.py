@@ -10,6 +10,7 @@ to the items while writing (see :mod:`hashbench.lists`).
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import posixpath
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def git_blob_id(path: Path) -> str:
     return digest.hexdigest()
 
 
-class DatasetSpec:
+class DatasetSpec(abc.ABC):
     """A dataset: sources, params schema, split default and converter (see the module doc)."""
 
     name: ClassVar[str] = ""
@@ -163,8 +164,10 @@ class DatasetSpec:
         return out
 
     # ---------------------------------------------------------------------------------------------- conversion
+    @abc.abstractmethod
     def convert(self, files: dict[str, Path], p: dict, folder: Path) -> dict:
-        raise NotImplementedError
+        """Read the fetched or placed `files` with the validated block `p` and write the dataset to `folder`
+        (``self.write``); returns the manifest."""
 
     def source_text(self, note: str = "") -> str:
         return f"{self.title} ({self.page}); {self.license}" + (f"; {note}" if note else "")
