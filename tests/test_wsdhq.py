@@ -182,7 +182,11 @@ def test_fit_label_free_deterministic_and_lambda_zero_before_codebooks():
         np.testing.assert_array_equal(a, b)
 
 
-def test_iterations_replace_epochs_and_refresh_after_full_passes():
+@pytest.mark.parametrize("iterations, refreshes", [
+    (14, [False, True, False, True, False]),           # 4 full passes + 2 steps
+    (17, [False, True, False, True, False, False]),    # 5 full passes + 2 steps: the cut 6th pass is even
+])
+def test_iterations_replace_epochs_and_refresh_after_full_passes(iterations, refreshes):
     """`iterations` (the official length in steps): passes of ceil(N / batch) steps, the last one cut, a codebook
     refresh after every 2 full passes and none after the cut one (as the official train_iter % (2 x batches))."""
     rng = np.random.default_rng(2)
@@ -190,10 +194,11 @@ def test_iterations_replace_epochs_and_refresh_after_full_passes():
     images = rng.integers(0, 256, (n, 16, 16, 1), dtype=np.uint8)
     targets = (rng.random((n, t)) < 0.5).astype(np.float32)
     emb = rng.standard_normal((t, dim)).astype(np.float32)
-    method = get_method("wsdhq")(8, 0, {"epochs": 50, "iterations": 14, "batch_size": 16, "lr_step": 4}, INFO)
+    method = get_method("wsdhq")(8, 0, {"epochs": 50, "iterations": iterations, "batch_size": 16, "lr_step": 4},
+                                 INFO)
     history = method.fit(TrainSet(images, tag_targets=targets, tag_embeddings=emb))
-    assert method.trainer.step + 1 == 14 and len(history) == 5  # 4 full passes + 2 steps, not 50 epochs
-    assert [h["codebook_refresh"] for h in history] == [False, True, False, True, False]
+    assert method.trainer.step + 1 == iterations and len(history) == len(refreshes)  # not 50 epochs
+    assert [h["codebook_refresh"] for h in history] == refreshes
 
 
 def test_tag_target_rows_must_match_images():

@@ -22,16 +22,18 @@ class BufferedCodebooks:
 
     def _remember(self, idx: np.ndarray, features: torch.Tensor) -> torch.Tensor | None:
         """Buffer the batch's features; return the reconstructions of its current codes (None before the first
-        codebooks)."""
+        codebooks, and when the quantization loss is off: `lambda_q` 0)."""
         recon = None
-        if self.books is not None:
+        if self.books is not None and self.params["lambda_q"] > 0:
             recon = torch.from_numpy(reconstruct(self.books, self.codes[idx])).to(features.device)
         self.buffer[idx] = features.detach().cpu().numpy()
         self.filled[idx] = True
         return recon
 
     def on_epoch_end(self, epoch, ctx) -> dict:
-        refreshed = (epoch + 1) % self.params["update_every_epochs"] == 0
+        # after every `update_every_epochs` full passes; a pass cut short by an iteration count refreshes nothing
+        full = (epoch + 1) * ctx.per_epoch <= ctx.total
+        refreshed = full and (epoch + 1) % self.params["update_every_epochs"] == 0
         if refreshed:
             self.buffer = ctx.merge_rows(self.buffer, self.filled)
             self.codes = self._refresh_codebooks(self.buffer)

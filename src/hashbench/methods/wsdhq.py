@@ -164,9 +164,9 @@ class WSDHQ(BufferedCodebooks, DeepMethod):
         r = r.float()
         l_emb = self.margin_loss(r, batch["target"], self.e_t)
         recon = self._remember(idx, r)
-        if recon is not None and self.params["lambda_q"] > 0:
+        if recon is not None:
             l_q = self.quant_loss(r, recon, self.e_t)
-        else:  # lambda is 0 until the codebooks exist
+        else:  # lambda is 0 until the codebooks exist (or set to 0)
             l_q = r.new_zeros(())
         return l_emb + self.params["lambda_q"] * l_q, {"margin": l_emb, "quant": l_q}
 

@@ -55,7 +55,7 @@ class Trainer:
     (rank 0).
 
     The trainer is also the context the method's hooks receive: `device`, `epoch`, `step` (global, from 0),
-    `rank`, `world_size`, `autocast()` and `merge_rows()`."""
+    `rank`, `world_size`, `per_epoch` and `total` (steps), `autocast()` and `merge_rows()`."""
 
     def __init__(self, method, runtime: Runtime | None = None):
         self.method, self.runtime = method, runtime or Runtime()
