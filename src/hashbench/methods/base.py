@@ -295,5 +295,4 @@ class LabelHashing(DeepMethod):
         return self.loss_fn(out.float(), batch["label"].float()), {}
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         return sign_codes(self.map_rows(self.net, data, self.image_transforms[1], self.bits, f"encode {role}"))

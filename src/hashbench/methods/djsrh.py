@@ -95,7 +95,7 @@ from ..losses.joint_semantics import (
 from ..networks import HALF, Backbone, InputSpec
 from ..training import Field, Optim, Plan, Shuffled, StoredRows, Stream, backbone_params, sgd_params
 from ..transforms import build, flat_pixels, pixels
-from .base import DeepMethod, TrainSet, check_role, sign_codes
+from .base import DeepMethod, TrainSet, sign_codes
 
 
 class ScaledTanh(nn.Module):
@@ -286,7 +286,6 @@ class DJSRH(DeepMethod):
 
     # ------------------------------------------------------------------------------------------------- encode
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         if modality == "text":
             h = self.map_rows(self.text_net.hidden, self._check_texts(data, "texts"), None, self.bits,
                               f"encode {role} texts")

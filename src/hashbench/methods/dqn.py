@@ -49,7 +49,7 @@ from ..losses.dqn import DQNLoss
 from ..networks import Backbone
 from ..quantization import check_codebook_bits, icm_encode, kmeans_init
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
-from .base import DeepMethod, TrainSet, check_role
+from .base import DeepMethod, TrainSet
 from .buffered import BufferedCodebooks
 
 
@@ -131,7 +131,6 @@ class DQN(BufferedCodebooks, DeepMethod):
             raise HashbenchError("dqn: the model is not trained; run `dvc repro train` first")
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         self._check_trained()
         feats = self.map_rows(self._forward, data, self.image_transforms[1], self.params["feature_dim"],
                               f"encode {role}").numpy().astype(np.float32)

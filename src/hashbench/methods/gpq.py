@@ -55,7 +55,7 @@ from ..losses.entropy_minimax import NegativeEntropyLoss, reverse_gradient
 from ..losses.npair_pq import NPairPQLoss
 from ..networks import Backbone
 from ..training import Cycled, Field, Optim, Plan, Stream, backbone_params
-from .base import DeepMethod, TrainSet, check_role
+from .base import DeepMethod, TrainSet
 
 
 def intra_norm(x: torch.Tensor, books: int) -> torch.Tensor:
@@ -181,7 +181,6 @@ class GPQ(DeepMethod):
 
     @torch.no_grad()
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         feats = self.map_rows(self._features, data, self.image_transforms[1], self.books * self.params["sub_dim"],
                               f"encode {role}")
         if role == "query":

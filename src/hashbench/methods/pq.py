@@ -24,7 +24,6 @@ import numpy as np
 
 from ..config import Param
 from ..errors import HashbenchError
-from .base import check_role
 from .shallow import FEATURE_SCHEMA, ShallowMethod
 
 
@@ -94,7 +93,6 @@ class PQ(ShallowMethod):
         return np.concatenate([cents[m][codes[:, m]] for m in range(self.books)], axis=1)
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         x = self.transform(self.padded(self.inputs(data, modality)))
         if role == "query":
             return np.hstack([x, np.full((len(x), 1), -0.5, np.float32)])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_role, sign_codes
+from .base import sign_codes
 from .shallow import ShallowMethod, pca
 
 
@@ -44,7 +44,6 @@ class SH(ShallowMethod):
         return [{"epoch": 0, "loss": 0.0}]
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         a = self.arrays
         y = (self.inputs(data, modality) - a["mean"]) @ a["components"]
         d = a["dims"]

@@ -20,7 +20,7 @@ from ..errors import HashbenchError
 from ..networks import BACKBONES, Backbone
 from ..training import Runtime, StoredRows, map_batches
 from ..transforms import build, flat_pixels, pixels
-from .base import Method, TrainSet, check_role, sign_codes
+from .base import Method, TrainSet, sign_codes
 
 FEATURE_SCHEMA = {
     "features": Param("pixels", str, choices=("pixels", "backbone")),
@@ -91,7 +91,6 @@ class LinearHashing(ShallowMethod):
     """Codes sign((x - mean) @ W) for each modality (0 -> +1)."""
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         a = self.arrays
         return sign_codes((self.inputs(data, modality) - a[f"{modality}_mean"]) @ a[f"{modality}_projection"])
 

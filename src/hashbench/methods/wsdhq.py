@@ -57,7 +57,7 @@ from ..losses.cosine_quantization import CosineQuantizationLoss
 from ..networks import Backbone
 from ..quantization import check_codebook_bits, icm_encode, kmeans_init, update_codebooks
 from ..training import Field, Optim, Plan, Shuffled, Stream, backbone_params
-from .base import DeepMethod, TrainSet, check_role
+from .base import DeepMethod, TrainSet
 from .buffered import BufferedCodebooks
 
 CODEWORDS = 256
@@ -191,7 +191,6 @@ class WSDHQ(BufferedCodebooks, DeepMethod):
         return r.numpy().astype(np.float32)
 
     def encode(self, data, modality="image", role="database"):
-        check_role(modality, role, self.modalities)
         feats = self.features(data, desc=f"encode {role}")
         if role == "query":
             return feats
