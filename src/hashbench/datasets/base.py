@@ -89,7 +89,7 @@ class DatasetSpec(abc.ABC):
         self.check(out)
         return out
 
-    def check(self, p: dict) -> None:
+    def check(self, p: dict) -> None:  # noqa: B027 (an optional hook: most datasets have no cross-key rule)
         """Rules across keys of a validated block (one-line HashbenchError); none by default."""
 
     # ------------------------------------------------------------------------------------------------ sources
