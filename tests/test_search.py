@@ -280,7 +280,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------------- input checks
-def test_encode_input_checks_are_one_line():
+def test_encode_input_checks_are_one_line(tmp_path):
     info = DatasetInfo("mnist5k-tags", (16, 16, 1), 3, frozenset({"image", "tags", "text"}), text_dim=6)
     lsh = get_method("lsh")(16, 0, {}, info)
     djsrh = get_method("djsrh")(16, 0, {}, info)
@@ -295,8 +295,11 @@ def test_encode_input_checks_are_one_line():
         with pytest.raises(HashbenchError, match=needle) as e:
             method.encode(data, modality)
         assert "\n" not in str(e.value)
-    with pytest.raises(HashbenchError, match="not a readable image"):
+    with pytest.raises(HashbenchError, match="/nonexistent.png: image missing or unreadable; give an image file"):
         lsh.encode(["/nonexistent.png"])
+    Image.new("1", (8_000, 6_000)).save(tmp_path / "bomb.png")  # 48 M pixels in a few KB
+    with pytest.raises(HashbenchError, match=r"bomb.png: image of 8000x6000 pixels is over the 40000000-pixel"):
+        lsh.encode([tmp_path / "bomb.png"])
 
 
 def test_bag_of_words_and_resizing():

@@ -163,10 +163,10 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(open_image(path).resize(size, Image.BILINEAR), dtype=np.uint8)
 
 
-def open_image(path: Path):
-    """An image file as an RGB PIL image at its own size (the training loaders transform it); one line for a missing,
-    unreadable or oversized file (a few KB of PNG can declare gigapixels: PIL's own guard only warns below twice its
-    limit)."""
+def open_image(path: Path, mode: str = "RGB", hint: str = _MISSING_HINT):
+    """An image file as a PIL image in `mode` at its own size (the training loaders transform it); one line for a
+    missing, unreadable (ending with `hint`) or oversized file (a few KB of PNG can declare gigapixels: PIL's own
+    guard only warns below twice its limit)."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL refuses past twice this on open; the check below past once
@@ -176,11 +176,11 @@ def open_image(path: Path):
         with Image.open(path) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise HashbenchError(bomb.format(f"{im.width}x{im.height}"))
-            return im.convert("RGB")
+            return im.convert(mode)
     except Image.DecompressionBombError:
         raise HashbenchError(bomb.format("more than twice that many")) from None
     except (OSError, ValueError):
-        raise HashbenchError(f"{path}: image missing or unreadable; {_MISSING_HINT}") from None
+        raise HashbenchError(f"{path}: image missing or unreadable; {hint}") from None
 
 
 # ------------------------------------------------------------------------------------------------------- write

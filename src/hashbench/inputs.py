@@ -1,9 +1,10 @@
 """What a trained method accepts in `encode`: images of any size (arrays, PIL images or files) and bags of words,
 checked against what the model was trained on, with one-line errors naming what was expected.
 
-`images` is the one place where a model's input images are brought to its size: PIL bilinear resizing to the
-dataset's recorded image shape, as ``Dataset.images`` reads path-based sets. (Per-method test transforms replace
-it when the methods get them.)
+`images` is the one place where a model's input images are brought to its stored size: PIL bilinear resizing to
+the dataset's recorded image shape (H, W, C); the method's own test transform then runs as in the pipeline. For
+image-file datasets the pipeline's encode gives that transform each file at its original size, so codes from
+`encode` on files of such a model can differ slightly from the pipeline's (the file is resized twice).
 """
 from __future__ import annotations
 
@@ -21,13 +22,11 @@ def _shape_text(shape) -> str:
 
 
 def _read_file(path: Path, channels: int) -> np.ndarray:
-    from PIL import Image
+    """With the dataset reader's size limit (a decompression bomb stops in one line)."""
+    from .data import open_image
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-    except (OSError, ValueError):
-        raise HashbenchError(f"{path}: not a readable image file") from None
+    image = open_image(path, "L" if channels == 1 else "RGB", hint="give an image file")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _one(item, channels: int, where: str) -> np.ndarray:

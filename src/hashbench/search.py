@@ -13,7 +13,7 @@ search wants L2.
 
 ``to_faiss`` builds the FAISS index users deploy hash codes with, ids mapped:
 - binary, ``flat``: ``IndexBinaryFlat`` (exact); ``ivf``: ``IndexBinaryIVF`` (``nlist`` binary k-means lists trained
-  on a seeded sample of 64 items per list, ``nprobe`` lists searched); ``hnsw``: ``IndexBinaryHNSW``. Codes are stored as ``np.packbits(codes > 0, axis=1)`` bytes,
+  on a seeded sample of 64 items per list, ``nprobe`` lists searched); ``hnsw``: ``IndexBinaryHNSW``. Codes are stored as ``np.packbits(codes >= 0, axis=1)`` bytes,
   zero-padded to a multiple of 8 bits; queries are packed the same way (``pack_for_faiss``).
 - quantized, ``flat`` only: an additive-quantizer index (``IndexResidualQuantizer`` with inner-product metric)
   whose codebooks are ours and whose codes are our assignments (nothing retrained), so FAISS scores
@@ -50,7 +50,7 @@ def _fail(msg):
 
 def pack_for_faiss(codes, rows: int = 1 << 20) -> np.ndarray:
     """±1 codes (n, bits) (0 counts as +1, as in the evaluator) -> uint8 (n, ceil(bits/8)) as FAISS binary indexes
-    take them: np.packbits(codes > 0, axis=1), zero padding. Packed `rows` at a time (no (n, bits) temporary)."""
+    take them: np.packbits(codes >= 0, axis=1), zero padding. Packed `rows` at a time (no (n, bits) temporary)."""
     a = np.asarray(codes)
     if a.ndim != 2 or a.dtype.kind not in "biuf":
         _fail(f"codes: shape {a.shape} dtype {a.dtype} is not allowed; use ±1 codes (n, bits)")

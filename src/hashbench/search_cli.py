@@ -136,6 +136,6 @@ def run_export(args) -> int:
     with atomic_path(out) as tmp:
         write_faiss(faiss_index, tmp)
     what = ("quantized (our codebooks, inner-product score); query with the model's query features" if index.quantized
-            else f"{index.bits}-bit binary; query with np.packbits(codes > 0, axis=1)")
+            else f"{index.bits}-bit binary; query with np.packbits(codes >= 0, axis=1)")
     print(f"wrote {out}: {type(faiss_index).__name__} ({args.kind}) over {len(index)} items, ids mapped, {what}")
     return 0
