@@ -4,9 +4,9 @@
 with K and the zero policy of the paper preset for this dataset (presets/<method>-<dataset>.yaml) where one exists,
 otherwise the block's own topk/zero. Writes metrics/eval.json (keys named after their protocol, e.g. `map@50`,
 `map@5000_skip`, `map@all`; see hashbench.protocol), plots/pr/<direction>.json and plots/precision_at_n/<direction>.json
-(one file per curve, so `dvc plots` draws each). The precision-recall points over Hamming radii leave out the radii
-at which no query retrieves anything (precision and recall both 0 there: the vertical drop to the origin says
-nothing about the codes); at the other radii an empty retrieved set counts precision 0, as in the evaluator.
+(one file per curve, so `dvc plots` draws each). The precision-recall points whose mean precision and mean recall are
+both 0 are left out (small radii where no query yet retrieves a relevant item: the vertical drop to the origin says
+nothing about the codes); at the other points an empty retrieved set counts precision 0, as in the evaluator.
 """
 import json
 from pathlib import Path

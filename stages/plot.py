@@ -30,7 +30,8 @@ OUT = Path("plots/images")
 LOSS = Path("dvclive/plots/metrics/loss.tsv")
 CODES = Path("data/codes.h5")
 PR_CAPTION = ("Precision and recall are averaged over queries; over Hamming radii a query that retrieves nothing "
-              "within the radius counts precision 0, and radii at which no query retrieves anything are left out.")
+              "within the radius counts precision 0, and points where both means are 0 (no relevant item retrieved "
+              "yet by any query) are left out.")
 
 
 def read_loss(path: Path) -> list[dict]:
